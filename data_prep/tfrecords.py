@@ -1,0 +1,105 @@
+"""The dataset format shared by every domain: TFRecord shards of ``tf.train.Example``.
+
+Each record has an int64 list feature ``tokens`` (the sequence), a bytes feature ``source``
+(where it came from) and an int64 ``start_step`` (its offset in the source). Shards are named
+``<domain>-<split>.tfrecord-SSSSS-of-NNNNN`` and the directory carries TFDS metadata, so it loads
+with plain tf.data (:func:`load_split`) and with ``tfds.builder_from_directory``.
+
+Use in another project::
+
+    from data_prep.tfrecords import load_split
+    ds = load_split("runs/melody/prepare_data", "train")   # yields {"tokens", "source", ...}
+
+or, without this package::
+
+    import tensorflow_datasets as tfds
+    ds = tfds.builder_from_directory("runs/melody/prepare_data").as_dataset(split="train")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPLITS = ("train", "eval")
+VOCAB_FILE = "vocab.json"
+STATS_FILE = "stats.json"
+
+
+def shard_prefix(data_dir: str | Path, domain: str, split: str) -> str:
+    """The path prefix Beam's WriteToTFRecord writes a split's shards under."""
+    return str(Path(data_dir) / f"{domain}-{split}.tfrecord")
+
+
+def serialize_example(tokens, source: str, start_step: int) -> bytes:
+    """One record as a serialised ``tf.train.Example``."""
+    import tensorflow as tf
+
+    feature = {
+        "tokens": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(t) for t in tokens])),
+        "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
+        "start_step": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(start_step)])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def tfds_features():
+    """The TFDS FeaturesDict matching :func:`serialize_example`."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    return tfds.features.FeaturesDict({
+        "tokens": tfds.features.Tensor(shape=(None,), dtype=np.int64),
+        "source": tfds.features.Text(),
+        "start_step": tfds.features.Scalar(dtype=np.int64),
+    })
+
+
+def write_tfds_metadata(data_dir: str | Path, description: str) -> None:
+    """Write dataset_info.json and features.json so ``tfds.builder_from_directory`` loads it."""
+    import tensorflow_datasets as tfds
+
+    tfds.folder_dataset.write_metadata(data_dir=str(data_dir), features=tfds_features(),
+                                       description=description, check_data=True)
+
+
+def shard_files(data_dir: str | Path, split: str) -> list[str]:
+    """The TFRecord shard paths of one split, sorted."""
+    return sorted(str(p) for p in Path(data_dir).glob(f"*-{split}.tfrecord-*-of-*"))
+
+
+def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
+    """A ``tf.data.Dataset`` of parsed records (dicts of ``tokens``, ``source``, ``start_step``).
+
+    Args:
+      data_dir: a prepare_data artifact directory.
+      split: "train" or "eval".
+      deterministic: read shards in a fixed order (False interleaves them for speed).
+
+    Raises:
+      FileNotFoundError: the directory holds no shard of that split.
+    """
+    import tensorflow as tf
+
+    files = shard_files(data_dir, split)
+    if not files:
+        raise FileNotFoundError(f"no {split!r} TFRecord shards in {data_dir}")
+    spec = {
+        "tokens": tf.io.RaggedFeature(tf.int64),
+        "source": tf.io.FixedLenFeature([], tf.string),
+        "start_step": tf.io.FixedLenFeature([], tf.int64),
+    }
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
+                                 num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=deterministic)
+    return dataset.map(lambda record: tf.io.parse_single_example(record, spec),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+
+
+def read_vocab(data_dir: str | Path) -> dict:
+    """The vocabulary (vocab.json) saved beside the shards."""
+    path = Path(data_dir) / VOCAB_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {VOCAB_FILE} in {data_dir}")
+    return json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""The melody domain (spec/melody.md)."""

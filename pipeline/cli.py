@@ -1,0 +1,106 @@
+"""The ``seqtutor`` command line (see ARCHITECTURE.md for the contract).
+
+Beam pipeline options go after ``--`` on ``run`` and ``prepare-data``, as in Beam's own
+examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline import _legacy_keras  # noqa: F401  (before anything imports TensorFlow)
+from pipeline import artifacts, config as config_lib, runner
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config file (see configs/)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="artifact directory (default: runs/<config name>/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override one config value (repeatable)")
+
+
+def _corpus_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", action="append", default=None, metavar="GLOB",
+                        help="your own corpus files, directories or globs (repeatable)")
+    parser.add_argument("--builtin-corpus", default=None, metavar="NAME",
+                        help="music21_folk or none (overrides the config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqtutor",
+        description="Sequence Tutor: pretrain an LSTM by MLE, tune it with KL-control RL.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the whole pipeline, locally, with caching")
+    _common(run)
+    _corpus_flags(run)
+    run.add_argument("--only", action="append", default=[], choices=runner.STAGE_NAMES,
+                     help="run just this stage (repeatable)")
+    run.add_argument("--from", dest="from_stage", choices=runner.STAGE_NAMES,
+                     help="rerun this stage and every later one")
+    run.add_argument("--force", action="store_true", help="rerun every stage")
+
+    prepare = commands.add_parser("prepare-data", help="the Beam job: corpus -> TFRecords")
+    _common(prepare)
+    _corpus_flags(prepare)
+
+    pretrain = commands.add_parser("pretrain", help="train the MLE LSTM")
+    _common(pretrain)
+    return parser
+
+
+def _load(args) -> config_lib.Config:
+    overrides = list(args.overrides)
+    if getattr(args, "input", None):
+        overrides.append(("prepare_data.input", list(args.input)))
+    if getattr(args, "builtin_corpus", None):
+        overrides.append(("prepare_data.builtin_corpus", args.builtin_corpus))
+    config = config_lib.load_config(args.config, overrides)
+    if args.beam_args:
+        config.prepare_data.beam_args = config.prepare_data.beam_args + list(args.beam_args)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, beam_args = argv[:cut], argv[cut + 1:]
+    args = build_parser().parse_args(argv)
+    args.beam_args = beam_args
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if beam_args and args.command not in ("run", "prepare-data"):
+        print(f"seqtutor: error: `{args.command}` takes no Beam options after --",
+              file=sys.stderr)
+        return 2
+    try:
+        config = _load(args)
+        workdir = args.workdir or runner.default_workdir(config)
+        if args.command == "run":
+            results = runner.run_pipeline(config, workdir, only=args.only,
+                                          from_stage=args.from_stage, force=args.force)
+        else:
+            results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,
+                                        force=True)]
+    except config_lib.ConfigError as error:
+        print(f"seqtutor: error: {error}", file=sys.stderr)
+        return 2
+    except (artifacts.MissingArtifactError, runner.StageError, FileNotFoundError,
+            ValueError) as error:
+        print(f"seqtutor: error: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        state = "up to date" if result.skipped else f"done in {result.seconds:.1f} s"
+        print(f"{result.name}: {state} -> {result.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Typed, validated configuration: one options object per stage, loaded from YAML.
+
+Unknown keys and bad values are errors that name the key (``pretrain.batch_size: ...``).
+``--set key.sub=value`` overrides one value; the value is parsed as YAML (``--set
+pretrain.lstm_units=[256,256]``).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from data_prep.melody_sources import MUSIC21_FOLK_COLLECTIONS
+
+DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
+                     "--direct_num_workers=0")
+
+
+class ConfigError(ValueError):
+    """A configuration that does not validate; the message names every bad key."""
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class MelodyDataConfig(_Options):
+    """prepare_data for melodies: corpus, extraction and output settings."""
+
+    input: list[str] = Field(
+        default_factory=list,
+        description="MIDI files, directories (searched recursively) or globs.")
+    builtin_corpus: Literal["music21_folk", "none"] = Field(
+        "music21_folk", description="Built-in corpus: music21's ABC folk tunes, or none.")
+    builtin_collections: list[str] = Field(
+        default_factory=lambda: list(MUSIC21_FOLK_COLLECTIONS),
+        description="music21 corpus folders to read for music21_folk.")
+    max_builtin_tunes: int | None = Field(
+        None, ge=1, description="Read at most this many built-in tunes (in a fixed order).")
+    sequence_length: int = Field(
+        64, ge=8, le=4096, description="Steps per training record (16 steps = one 4/4 bar).")
+    min_bars: int = Field(4, ge=1, description="Drop melodies shorter than this many bars.")
+    min_unique_pitches: int = Field(
+        5, ge=1, description="Drop melodies with fewer distinct pitches.")
+    gap_bars: float = Field(
+        1.0, gt=0, description="A silence of this many bars ends a melody.")
+    melody_track: Literal["highest", "all"] = Field(
+        "highest", description="Multi-track MIDI: the highest-pitched track, or every track.")
+    eval_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Fraction of sources (by hash) in the eval split.")
+    num_shards: int = Field(4, ge=1, le=10000, description="TFRecord shards per split.")
+    beam_args: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BEAM_ARGS),
+        description="Beam pipeline options; any runner (Dataflow, Flink, Spark) by options.")
+
+    @model_validator(mode="after")
+    def _check_collections(self):
+        unknown = sorted(set(self.builtin_collections) - set(MUSIC21_FOLK_COLLECTIONS))
+        if unknown:
+            raise ValueError(f"builtin_collections: unknown {unknown}; "
+                             f"choose from {list(MUSIC21_FOLK_COLLECTIONS)}")
+        return self
+
+
+class PretrainConfig(_Options):
+    """pretrain: the MLE LSTM and its optimisation (paper section 5)."""
+
+    lstm_units: list[int] = Field(
+        default_factory=lambda: [100], min_length=1,
+        description="Cells per LSTM layer (paper: one layer of 100).")
+    embedding_dim: int | None = Field(
+        None, ge=1, description="Token embedding size; None feeds one-hot tokens (paper).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout between layers in training.")
+    batch_size: int = Field(128, ge=1, description="Sequences per batch (paper: 128).")
+    optimizer: Literal["adam", "adagrad", "rmsprop", "sgd"] = Field(
+        "adam", description="Optimiser.")
+    learning_rate: float = Field(1e-3, gt=0, description="Initial learning rate.")
+    lr_decay_rate: float = Field(
+        0.85, gt=0, le=1, description="Step decay factor (paper: x0.85 every 1000 steps).")
+    lr_decay_steps: int = Field(1000, ge=1, description="Steps between decays.")
+    clip_norm: float | None = Field(5.0, gt=0, description="Gradient norm clip (paper: 5).")
+    l2: float = Field(2.5e-5, ge=0, description="L2 weight regularisation (paper: 2.5e-5).")
+    skip_first_losses: int = Field(
+        0, ge=0, description="Ignore the losses of the first N tokens of each sequence "
+        "(paper: 8; 0 trains generation from the zero state, see spec/melody.md).")
+    max_steps: int = Field(20000, ge=1, description="Training step budget.")
+    eval_every: int = Field(500, ge=1, description="Steps between evaluations/checkpoints.")
+    eval_batches: int | None = Field(
+        None, ge=1, description="Eval batches per evaluation (None: the whole eval split).")
+    early_stopping_patience: int = Field(
+        4, ge=1, description="Stop after this many evaluations without a better eval loss.")
+    shuffle_buffer: int = Field(20000, ge=1, description="tf.data shuffle buffer (records).")
+    distribution: Literal["default", "mirrored"] = Field(
+        "default", description="tf.distribute strategy (mirrored: all local GPUs).")
+    mixed_precision: bool = Field(False, description="mixed_float16 compute on GPU.")
+
+
+class Config(_Options):
+    """A whole pipeline configuration (one YAML file)."""
+
+    name: str = Field("", description="Run name; the default workdir is runs/<name>/.")
+    domain: Literal["melody"] = Field("melody", description="Which domain module to use.")
+    seed: int = Field(0, description="Random seed of every stage.")
+    prepare_data: MelodyDataConfig = Field(default_factory=MelodyDataConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+
+    def section(self, stage: str) -> dict[str, Any]:
+        """The config values a stage depends on (its fingerprint input)."""
+        values = {"domain": self.domain, "seed": self.seed}
+        values[stage] = getattr(self, stage).model_dump(mode="json")
+        return values
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        else:
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"{key}: {item['msg']}{shown}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` to (["a", "b"], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.sub=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {error}") from error
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list) -> dict[str, Any]:
+    """A copy of ``raw`` with each override set (validation happens later).
+
+    An override is a ``key.sub=value`` string (value parsed as YAML) or a ``(key.sub, value)``
+    pair (value taken as is, for values that come from code such as file paths).
+    """
+    raw = copy.deepcopy(raw)
+    for override in overrides:
+        if isinstance(override, tuple):
+            parts, value = override[0].split("."), override[1]
+        else:
+            parts, value = parse_override(override)
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {'.'.join(parts)}: {'.'.join(parts[:i + 1])} "
+                                  "is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list = ()) -> Config:
+    """Validate a raw mapping (plus overrides) into a Config; raises ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError("invalid config: the top level must be a mapping")
+    try:
+        return Config.model_validate(apply_overrides(raw, list(overrides)))
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error)) from None
+
+
+def load_config(path: str | Path, overrides: list = ()) -> Config:
+    """Load a YAML config file; the run name defaults to the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if isinstance(raw, dict):
+        raw.setdefault("name", path.stem)
+    return config_from_dict(raw, overrides)

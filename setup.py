@@ -1,0 +1,39 @@
+"""Sequence Tutor: MLE-pretrained LSTMs tuned with KL-control RL (Jaques et al., ICML 2017)."""
+
+from setuptools import find_packages, setup
+
+# Versions that install together on Python 3.11 (tf-agents 0.18 needs Keras 2: tf-keras).
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tf-agents==0.18.0",
+    "tensorflow-probability==0.22.1",
+    "tensorflow-datasets==4.9.10",
+    "tensorboard==2.21.0",
+    "apache-beam[tfrecord]==2.77.0",
+    "note-seq==0.0.5",
+    "pretty_midi==0.2.11.post0",
+    "music21==10.5.1",
+    "rdkit==2026.9.1",
+    "kfp==2.17.3",
+    "cpprb==11.0.0",
+    "numpy==2.4.6",
+    "protobuf==6.33.6",
+    "pydantic==2.14.4",
+    "PyYAML==6.0.4",
+    "matplotlib==3.11.2",
+]
+
+setup(
+    name="seqtutor",
+    version="0.1.0",
+    description=__doc__,
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
+                                    "data_prep", "data_prep.*", "domains", "domains.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest==9.2.0"]},
+    entry_points={"console_scripts": ["seqtutor=pipeline.cli:main"]},
+)
