@@ -39,21 +39,24 @@ class EmptyCorpusError(ValueError):
     """No input at all, or no melody out of the inputs."""
 
 
-def split_of(source: str, eval_fraction: float) -> str:
-    """Deterministic train/eval assignment by a hash of the source (stable across runs)."""
-    digest = hashlib.sha256(source.encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") / 2.0 ** 64 < eval_fraction else "train"
+def split_of(digest: str, eval_fraction: float) -> str:
+    """Deterministic train/eval assignment from a source's content digest (hex).
+
+    Every melody of one source lands in the same split, wherever the files lie.
+    """
+    value = int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big")
+    return "eval" if value / 2.0 ** 64 < eval_fraction else "train"
 
 
 class ExtractMelodiesFn(beam.DoFn):
-    """Corpus item -> (source, melody index, tokens); a dropped item goes to the stats output."""
+    """Corpus item -> (source, melody index, tokens, content digest); drops go to stats."""
 
     def __init__(self, options: melody_sources.ExtractionOptions):
         self._options = options
 
     def process(self, item: melody_sources.CorpusItem):
         try:
-            sequence = melody_sources.read_item_note_sequence(item)
+            sequence, digest = melody_sources.read_item_note_sequence(item)
             melodies = melody_sources.extract_melodies(sequence, self._options)
         except melody_sources.DroppedInput as error:
             beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, f"dropped_{error.reason}").inc()
@@ -63,7 +66,7 @@ class ExtractMelodiesFn(beam.DoFn):
             return
         beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, "inputs_used").inc()
         for index, tokens in enumerate(melodies):
-            yield item.source, index, tokens
+            yield item.source, index, tokens, digest
 
 
 def _content_key(melody) -> str:
@@ -91,8 +94,8 @@ class ToRecordsFn(beam.DoFn):
         self._eval_fraction = eval_fraction
 
     def process(self, melody):
-        source, index, tokens = melody
-        split = split_of(source, self._eval_fraction)
+        source, index, tokens, digest = melody
+        split = split_of(digest, self._eval_fraction)
         pieces = 0
         for start, piece in melody_sources.cut_into_pieces(tokens, self._length):
             pieces += 1

@@ -1,0 +1,176 @@
+"""pretrain stage: the LSTM trained by maximum likelihood on the prepare_data TFRecords.
+
+Keras ``fit`` drives training (progress bar, TensorBoard, early stopping on eval loss). One
+Keras "epoch" is ``eval_every`` steps, so the step budget is ``max_steps`` and evaluation,
+checkpointing and early stopping happen every ``eval_every`` steps. ``BackupAndRestore`` keeps
+the last checkpoint in the stage's partial directory, so a killed run resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+
+from components import sequence_model
+from data_prep import tfrecords
+
+keras = tf.keras
+log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
+                 skip_first_losses: int, *, training: bool, shuffle_buffer: int = 10000,
+                 seed: int = 0) -> tf.data.Dataset:
+    """Batches of (inputs, targets, weights) for next-token prediction.
+
+    inputs = tokens[:-1], targets = tokens[1:], both from the zero LSTM state; weights are 0 for
+    padding and for the first ``skip_first_losses`` targets of each sequence. Sequences of
+    different lengths are padded per batch with the vocabulary's ``pad`` token (or 0).
+    """
+    num_tokens = int(vocab["num_tokens"])
+    pad = int(vocab.get("pad", 0))
+
+    def to_example(record):
+        tokens = tf.cast(record["tokens"], tf.int32)
+        tf.debugging.assert_less(tokens, num_tokens,
+                                 message="token id outside the vocabulary (vocab.json)")
+        length = tf.shape(tokens)[0] - 1
+        weights = tf.cast(tf.range(length) >= skip_first_losses, tf.float32)
+        return tokens[:-1], tokens[1:], weights
+
+    dataset = tfrecords.load_split(data_dir, split, deterministic=not training)
+    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        dataset = dataset.cache().shuffle(shuffle_buffer, seed=seed,
+                                          reshuffle_each_iteration=True).repeat()
+    dataset = dataset.padded_batch(batch_size, padding_values=(pad, pad, 0.0),
+                                   drop_remainder=False)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _optimizer(config) -> keras.optimizers.Optimizer:
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.learning_rate, decay_steps=config.lr_decay_steps,
+        decay_rate=config.lr_decay_rate, staircase=True)
+    classes = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
+               "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
+    kwargs = {"clipnorm": config.clip_norm} if config.clip_norm else {}
+    return classes[config.optimizer](learning_rate=schedule, **kwargs)
+
+
+def _strategy(config) -> tf.distribute.Strategy:
+    if config.distribution == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Exact token-weighted eval accuracy and log perplexity (mean NLL per token, natural log)."""
+
+    @tf.function
+    def batch_sums(inputs, targets, weights):
+        logits = model(inputs, training=False)
+        nll = tf.keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), targets),
+                          tf.float32)
+        return (tf.reduce_sum(nll * weights), tf.reduce_sum(correct * weights),
+                tf.reduce_sum(weights))
+
+    totals = np.zeros(3)
+    for inputs, targets, weights in dataset:
+        totals += [float(x) for x in batch_sums(inputs, targets, weights)]
+    if totals[2] == 0:
+        raise ValueError("the eval split has no token to score")
+    return {"eval_log_perplexity": totals[0] / totals[2], "eval_accuracy": totals[1] / totals[2],
+            "eval_tokens": int(totals[2])}
+
+
+class _StepLogger(keras.callbacks.Callback):
+    """Records the global step and eval loss of each evaluation (for metrics.json)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.history.append({
+            "step": int(self.model.optimizer.iterations.numpy()),
+            **{k: float(v) for k, v in logs.items() if np.isscalar(v)}})
+
+
+# Tests append a callback here to interrupt training; nothing else should.
+extra_callbacks: list[keras.callbacks.Callback] = []
+
+
+def run(config, inputs: dict[str, Path], output: Path) -> dict:
+    """Train the MLE model on ``inputs["prepare_data"]`` and save it into ``output``.
+
+    Raises:
+      FileNotFoundError: the dataset has no vocab.json or no shards.
+      VocabularyMismatchError: a resumed checkpoint does not match the vocabulary.
+    """
+    options = config.pretrain
+    data_dir = Path(inputs["prepare_data"])
+    output = Path(output)
+    vocab = tfrecords.read_vocab(data_dir)
+    tf.keras.utils.set_random_seed(config.seed)
+    if options.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    train = make_dataset(data_dir, "train", vocab, options.batch_size, options.skip_first_losses,
+                         training=True, shuffle_buffer=options.shuffle_buffer, seed=config.seed)
+    eval_ = make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
+                         training=False)
+    if options.eval_batches:
+        eval_ = eval_.take(options.eval_batches)
+
+    with _strategy(options).scope():
+        model = sequence_model.build_model(int(vocab["num_tokens"]), options.lstm_units,
+                                           options.embedding_dim, options.dropout, options.l2)
+        model.compile(
+            optimizer=_optimizer(options),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+    epochs = math.ceil(options.max_steps / options.eval_every)
+    step_logger = _StepLogger()
+    callbacks = [
+        # Restores weights, optimizer state and the epoch after a kill; deleted on success.
+        keras.callbacks.BackupAndRestore(str(output / CHECKPOINT_DIR)),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.early_stopping_patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.TensorBoard(str(output / "logs"), update_freq=options.eval_every),
+        keras.callbacks.TerminateOnNaN(),
+        step_logger,
+        *extra_callbacks,
+    ]
+    history = model.fit(train, epochs=epochs, steps_per_epoch=options.eval_every,
+                        validation_data=eval_, callbacks=callbacks, verbose=1)
+    if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
+        raise FloatingPointError("the training loss became NaN or infinite; "
+                                 "lower pretrain.learning_rate or set pretrain.clip_norm")
+
+    metrics = evaluate(model, eval_)
+    steps = int(model.optimizer.iterations.numpy())
+    metrics.update({
+        "steps": steps,
+        "train_tokens": steps * options.batch_size * (int(vocab.get("sequence_length", 0)) - 1),
+        "stopped_early": steps < options.max_steps,
+        "history": step_logger.history,
+        **sequence_model.model_summary(model),
+    })
+    sequence_model.save_model(model, output)
+    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    log.info("pretrain: eval accuracy %.4f, eval log perplexity %.4f after %d steps",
+             metrics["eval_accuracy"], metrics["eval_log_perplexity"], steps)
+    return {k: metrics[k] for k in ("eval_accuracy", "eval_log_perplexity", "steps")}

@@ -1,0 +1,189 @@
+"""The LSTM sequence model shared by pretrain, tune, evaluate and generate.
+
+One Keras model (tokens -> one-hot or embedding -> LSTM layers -> linear logits) trained by
+maximum likelihood over whole sequences. The tuner and the samplers run the *same layer objects*
+one step at a time (each LSTM layer's ``cell``), so pretrained weights load, unchanged, into the
+Q-network, the target network and the Reward RNN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
+
+import tensorflow as tf
+
+keras = tf.keras
+MODEL_FILE = "model.keras"
+
+
+class VocabularyMismatchError(ValueError):
+    """A model's output size differs from the dataset's vocabulary."""
+
+
+@keras.utils.register_keras_serializable(package="seqtutor")
+class OneHot(keras.layers.Layer):
+    """Integer tokens to one-hot vectors (the paper's input encoding)."""
+
+    def __init__(self, depth: int, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+
+    def call(self, tokens):
+        return tf.one_hot(tokens, self.depth, dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth}
+
+
+def build_model(vocab_size: int, lstm_units: list[int], embedding_dim: int | None = None,
+                dropout: float = 0.0, l2: float = 0.0) -> keras.Model:
+    """The MLE model: int tokens [batch, time] -> logits [batch, time, vocab_size].
+
+    Layer names are fixed (``encoder``, ``lstm_0``.., ``logits``): the step-wise runner finds
+    the layers by them.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    tokens = keras.Input(shape=(None,), dtype=tf.int32, name="tokens")
+    if embedding_dim:
+        x = keras.layers.Embedding(vocab_size, embedding_dim, name="encoder",
+                                   embeddings_regularizer=regularizer)(tokens)
+    else:
+        x = OneHot(vocab_size, name="encoder")(tokens)
+    for i, units in enumerate(lstm_units):
+        x = keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{i}",
+                              kernel_regularizer=regularizer,
+                              recurrent_regularizer=regularizer)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32",
+                                kernel_regularizer=regularizer)(x)
+    return keras.Model(tokens, logits, name="sequence_model")
+
+
+def vocab_size_of(model: keras.Model) -> int:
+    return int(model.get_layer("logits").units)
+
+
+def check_vocabulary(model: keras.Model, vocab: dict) -> None:
+    """Raise VocabularyMismatchError when the model's outputs do not match ``vocab``."""
+    if vocab_size_of(model) != int(vocab["num_tokens"]):
+        raise VocabularyMismatchError(
+            f"the model predicts {vocab_size_of(model)} tokens but the dataset's vocabulary "
+            f"has {vocab['num_tokens']}: retrain the model on this dataset (seqtutor pretrain)")
+
+
+def load_model(pretrain_dir: str | Path, vocab: dict | None = None) -> keras.Model:
+    """Load the pretrained model of a pretrain artifact, checked against ``vocab``."""
+    path = Path(pretrain_dir) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MODEL_FILE} in {pretrain_dir}")
+    model = keras.models.load_model(path, compile=False)
+    if vocab is not None:
+        check_vocabulary(model, vocab)
+    return model
+
+
+class StepModel(tf.Module):
+    """Runs a sequence model one token at a time with explicit LSTM state.
+
+    It holds references to the model's own layers, so it always uses the current weights.
+    ``state`` is a flat tuple (h_0, c_0, h_1, c_1, ...).
+    """
+
+    def __init__(self, model: keras.Model):
+        super().__init__(name="step_model")
+        self.model = model
+        self.encoder = model.get_layer("encoder")
+        self.lstms = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
+        self.head = model.get_layer("logits")
+        self.vocab_size = vocab_size_of(model)
+
+    def zero_state(self, batch_size) -> tuple:
+        state = []
+        for layer in self.lstms:
+            zeros = tf.zeros([batch_size, layer.units], dtype=tf.float32)
+            state += [zeros, zeros]
+        return tuple(state)
+
+    def step(self, tokens, state):
+        """tokens [B] int, state -> (logits [B, V], new state)."""
+        x = self.encoder(tokens)
+        new_state = []
+        for i, layer in enumerate(self.lstms):
+            x, (h, c) = layer.cell(x, [state[2 * i], state[2 * i + 1]], training=False)
+            new_state += [h, c]
+        return self.head(x), tuple(new_state)
+
+    @tf.function
+    def sample(self, first_tokens, length, temperature=1.0, seed=None):
+        """Sample ``length`` tokens after ``first_tokens`` [B] in one graph.
+
+        Returns:
+          (tokens [B, length] int32, log-probabilities [B, length] of the sampled tokens under
+          the model at temperature 1).
+        """
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64) if seed is None else seed
+        first_tokens = tf.cast(first_tokens, tf.int32)
+        batch = tf.shape(first_tokens)[0]
+        tokens = tf.TensorArray(tf.int32, size=length)
+        log_probs = tf.TensorArray(tf.float32, size=length)
+        state = self.zero_state(batch)
+        current = first_tokens
+        for t in tf.range(length):
+            logits, state = self.step(current, state)
+            step_seed = tf.stack([seed[0], seed[1] + tf.cast(t, tf.int64)])
+            current = tf.cast(tf.random.stateless_categorical(
+                logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
+            log_p = tf.nn.log_softmax(logits)
+            tokens = tokens.write(t, current)
+            log_probs = log_probs.write(t, tf.gather(log_p, current, batch_dims=1))
+        return tf.transpose(tokens.stack()), tf.transpose(log_probs.stack())
+
+
+def sample(model: keras.Model, first_tokens, length: int, *, temperature: float = 1.0,
+           seed: int = 0, batch_size: int = 10000):
+    """Sample one sequence of ``length`` tokens per priming token, in large batches.
+
+    Args:
+      model: a sequence model (see :func:`build_model`).
+      first_tokens: int array [N], the priming token of each sequence (input only).
+      length: tokens to generate per sequence.
+      temperature: softmax temperature (1: the model's distribution).
+      seed: random seed; the same seed gives the same samples.
+      batch_size: sequences per graph call.
+
+    Returns:
+      (tokens [N, length] int32 numpy array, log-probabilities [N, length] float32).
+    """
+    import numpy as np
+
+    runner = StepModel(model)
+    first_tokens = np.asarray(first_tokens, dtype=np.int32)
+    tokens, log_probs = [], []
+    for i, start in enumerate(range(0, len(first_tokens), batch_size)):
+        batch = tf.constant(first_tokens[start:start + batch_size])
+        t, lp = runner.sample(batch, tf.constant(length), tf.constant(temperature, tf.float32),
+                              tf.constant([seed, i * 1_000_003], dtype=tf.int64))
+        tokens.append(t.numpy())
+        log_probs.append(lp.numpy())
+    if not tokens:
+        return np.zeros((0, length), np.int32), np.zeros((0, length), np.float32)
+    return np.concatenate(tokens), np.concatenate(log_probs)
+
+
+def save_model(model: keras.Model, directory: Path) -> Path:
+    path = Path(directory) / MODEL_FILE
+    model.save(path)
+    return path
+
+
+def model_summary(model: keras.Model) -> dict:
+    return json.loads(json.dumps({
+        "vocab_size": vocab_size_of(model),
+        "lstm_units": [layer.units for layer in model.layers
+                       if isinstance(layer, keras.layers.LSTM)],
+        "parameters": int(model.count_params()),
+    }))

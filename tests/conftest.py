@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny corpora written by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # the packages set it too; tests may import TF first
+
+import pytest
+
+from pipeline import config as config_lib
+
+# In-process Beam runner: the multi-process one is exercised by the CLI test.
+FAST_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
+                  "--direct_num_workers=1"]
+
+
+def melody_note_sequence(pitches, durations=None, *, drums=False, instrument=0, qpm=120.0):
+    """A monophonic NoteSequence: ``pitches`` one after another (durations in 16th steps)."""
+    from note_seq.protobuf import music_pb2
+
+    durations = durations or [2] * len(pitches)
+    sequence = music_pb2.NoteSequence(ticks_per_quarter=220)
+    sequence.tempos.add(qpm=qpm)
+    sequence.time_signatures.add(numerator=4, denominator=4)
+    step_seconds = 60.0 / qpm / 4
+    time = 0.0
+    for pitch, steps in zip(pitches, durations):
+        if pitch is not None:
+            sequence.notes.add(pitch=pitch, velocity=90, start_time=time,
+                               end_time=time + steps * step_seconds, is_drum=drums,
+                               instrument=instrument, program=0)
+        time += steps * step_seconds
+    sequence.total_time = time
+    return sequence
+
+
+def write_midi(sequence, path):
+    import note_seq
+
+    note_seq.sequence_proto_to_midi_file(sequence, str(path))
+    return path
+
+
+SCALE_TUNE = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62] * 6  # C major, 84 notes
+
+
+@pytest.fixture
+def midi_corpus(tmp_path):
+    """A directory of MIDI files: three good tunes and one of every kind of bad input."""
+    corpus = tmp_path / "midi"
+    corpus.mkdir()
+    write_midi(melody_note_sequence(SCALE_TUNE), corpus / "scale_c.mid")
+    # The same tune in D major (two sharps): transposes to the same melody -> a duplicate.
+    d_major = melody_note_sequence([p + 2 for p in SCALE_TUNE])
+    d_major.key_signatures.add(key=2)
+    write_midi(d_major, corpus / "scale_d.mid")
+    write_midi(melody_note_sequence([57, 60, 64, 67, 69, 72, 76, 79] * 12, [1, 1, 2, 4] * 24),
+               corpus / "arpeggio.midi")
+    good = (corpus / "scale_c.mid").read_bytes()
+    (corpus / "truncated.mid").write_bytes(good[: len(good) // 3])
+    (corpus / "not_midi.mid").write_text("this is not a MIDI file\n")
+    (corpus / "empty.mid").write_bytes(b"")
+    write_midi(melody_note_sequence([36, 38, 42, 46] * 20, drums=True, instrument=9),
+               corpus / "drums.mid")
+    write_midi(melody_note_sequence([60, 62] * 40), corpus / "two_pitches.mid")  # no melody
+    return corpus
+
+
+def melody_config(**prepare_data):
+    """A validated Config for the melody domain with fast Beam options."""
+    values = {"builtin_corpus": "none", "sequence_length": 32, "eval_fraction": 0.5,
+              "num_shards": 1, "beam_args": FAST_BEAM_ARGS}
+    values.update(prepare_data)
+    return config_lib.config_from_dict({"name": "test", "prepare_data": values})
