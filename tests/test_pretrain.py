@@ -1,0 +1,115 @@
+"""pretrain: the loss falls, a tiny set is learnt, save/load, resume after a kill, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import pretrain, sequence_model
+from pipeline import artifacts, runner
+from tests.conftest import TINY_PATTERNS, pretrain_config, write_token_dataset
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    return write_token_dataset(tmp_path / "data", TINY_PATTERNS * 8, TINY_PATTERNS)
+
+
+def test_loss_falls_and_tiny_set_is_overfitted(tiny_data, tmp_path):
+    config = pretrain_config(max_steps=300, eval_every=50, early_stopping_patience=10)
+    out = tmp_path / "pretrain"
+    out.mkdir()
+    summary = pretrain.run(config, {"prepare_data": tiny_data}, out)
+    metrics = json.loads((out / pretrain.METRICS_FILE).read_text())
+    losses = [h["loss"] for h in metrics["history"]]
+    assert losses[-1] < 0.5 * losses[0]
+    # Every step after the first note is determined: the model must learn them all.
+    assert metrics["eval_accuracy"] > 0.95
+    assert metrics["eval_log_perplexity"] < 0.2
+    assert summary["eval_accuracy"] == metrics["eval_accuracy"]
+    assert metrics["history"][-1]["step"] == metrics["steps"]
+    assert (out / "logs").is_dir()  # TensorBoard
+
+
+def test_save_and_load_give_identical_logits(tmp_path):
+    model = sequence_model.build_model(38, [16, 8], l2=1e-4)
+    tokens = tf.constant([TINY_PATTERNS[0], TINY_PATTERNS[2]], tf.int32)
+    sequence_model.save_model(model, tmp_path)
+    loaded = sequence_model.load_model(tmp_path, {"num_tokens": 38})
+    np.testing.assert_array_equal(model(tokens).numpy(), loaded(tokens).numpy())
+
+
+def test_vocabulary_mismatch_is_an_error(tmp_path):
+    sequence_model.save_model(sequence_model.build_model(38, [8]), tmp_path)
+    with pytest.raises(sequence_model.VocabularyMismatchError, match="38 tokens"):
+        sequence_model.load_model(tmp_path, {"num_tokens": 40})
+
+
+def test_step_model_matches_the_unrolled_model():
+    """The step-wise runner (used by the tuner and the samplers) uses the same weights."""
+    model = sequence_model.build_model(38, [16, 12], embedding_dim=6)
+    tokens = tf.constant([TINY_PATTERNS[1]], tf.int32)
+    full = model(tokens).numpy()[0]
+    step = sequence_model.StepModel(model)
+    state = step.zero_state(1)
+    for t in range(tokens.shape[1]):
+        logits, state = step.step(tokens[:, t], state)
+        np.testing.assert_allclose(logits.numpy()[0], full[t], rtol=1e-4, atol=1e-5)
+
+
+def test_batched_sampling_is_seeded_and_reports_log_probs():
+    model = sequence_model.build_model(38, [16])
+    first = np.arange(38).repeat(3)
+    tokens, log_probs = sequence_model.sample(model, first, 10, seed=7, batch_size=50)
+    assert tokens.shape == (114, 10) and log_probs.shape == (114, 10)
+    assert tokens.min() >= 0 and tokens.max() < 38
+    again, _ = sequence_model.sample(model, first, 10, seed=7, batch_size=50)
+    np.testing.assert_array_equal(tokens, again)
+    # The log-probabilities are those of the full model on [first, tokens...].
+    inputs = np.concatenate([first[:, None], tokens[:, :-1]], axis=1)
+    log_softmax = tf.nn.log_softmax(model(inputs)).numpy()
+    expected = np.take_along_axis(log_softmax, tokens[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(log_probs, expected, rtol=1e-4, atol=1e-5)
+
+
+class _Interrupt(tf.keras.callbacks.Callback):
+    """Simulates a kill after the given number of evaluations."""
+
+    def __init__(self, after_epochs):
+        super().__init__()
+        self.after_epochs = after_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.after_epochs:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resumed_run_continues_from_the_checkpoint_step(tiny_data, tmp_path, monkeypatch):
+    workdir = tmp_path / "work"
+    # A prepare_data artifact wrapping the tiny dataset, so the runner can chain to it.
+    with artifacts.artifact_writer(workdir / "prepare_data", stage="prepare_data",
+                                   fingerprint_="tiny", input_fingerprints={},
+                                   config_section={}, resumable=False) as (partial, _):
+        for path in tiny_data.iterdir():
+            (partial / path.name).write_bytes(path.read_bytes())
+    config = pretrain_config(max_steps=60, eval_every=20, early_stopping_patience=10)
+
+    monkeypatch.setattr(pretrain, "extra_callbacks", [_Interrupt(after_epochs=2)])
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_stage(config, "pretrain", workdir)
+    assert not (workdir / "pretrain").exists()  # no artifact that looks complete
+    assert (workdir / ".pretrain.partial" / pretrain.CHECKPOINT_DIR).is_dir()
+
+    monkeypatch.setattr(pretrain, "extra_callbacks", [])
+    result = runner.run_stage(config, "pretrain", workdir)
+    metrics = json.loads((result.path / pretrain.METRICS_FILE).read_text())
+    # The second run trained only the third evaluation period: steps 40..60.
+    assert [h["step"] for h in metrics["history"]] == [60]
+    assert metrics["steps"] == 60
+    assert not (workdir / ".pretrain.partial").exists()
+
+
+def test_missing_dataset_names_the_stage_to_run_first(tmp_path):
+    with pytest.raises(artifacts.MissingArtifactError, match="seqtutor prepare-data"):
+        runner.run_stage(pretrain_config(), "pretrain", tmp_path / "empty")
