@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from pipeline import _legacy_keras  # noqa: F401  (before anything imports TensorFlow)
@@ -76,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     args.beam_args = beam_args
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not args.verbose:
+        # Beam's workers and TFDS log every bundle and file at INFO: keep the user's screen
+        # for our stages' progress.
+        for name in ("apache_beam", "absl", "tensorflow_datasets"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # pydub (a note-seq dependency) warns about ffmpeg, which nothing here uses; the
+        # variable reaches Beam's worker processes too.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore:Couldn't find ffmpeg")
+        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")
     if beam_args and args.command not in ("run", "prepare-data"):
         print(f"seqtutor: error: `{args.command}` takes no Beam options after --",
               file=sys.stderr)

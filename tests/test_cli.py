@@ -1,0 +1,71 @@
+"""The seqtutor command line, run as a user would (a subprocess, the default Beam runner)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = str(ROOT / "configs" / "melody_smoke.yaml")
+
+
+def seqtutor(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = seqtutor("run", SMOKE, "--workdir", str(workdir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, result
+
+
+def test_run_smoke_config_end_to_end(smoke_run):
+    workdir, result = smoke_run
+    assert "prepare_data: done" in result.stdout and "pretrain: done" in result.stdout
+    stats = json.loads((workdir / "prepare_data" / "stats.json").read_text())
+    assert stats["inputs_read"] == 60 and stats["records_out"]["train"] > 0
+    metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
+    assert 0 < metrics["eval_accuracy"] <= 1 and metrics["eval_log_perplexity"] > 0
+    assert (workdir / "pretrain" / "model.keras").is_file()
+    for stage in ("prepare_data", "pretrain"):
+        record = json.loads((workdir / stage / "artifact.json").read_text())
+        assert record["stage"] == stage and len(record["fingerprint"]) == 64
+
+
+def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_run):
+    workdir, _ = smoke_run
+    again = seqtutor("run", SMOKE, "--workdir", str(workdir))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "prepare_data: up to date" in again.stdout and "pretrain: up to date" in again.stdout
+    changed = seqtutor("run", SMOKE, "--workdir", str(workdir), "--set", "pretrain.max_steps=40")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "prepare_data: up to date" in changed.stdout and "pretrain: done" in changed.stdout
+    metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
+    assert metrics["steps"] <= 40
+
+
+def test_unknown_key_fails_before_any_stage_and_names_the_key(tmp_path):
+    result = seqtutor("run", SMOKE, "--workdir", str(tmp_path / "w"),
+                      "--set", "pretrain.lstm_unit=[8]")
+    assert result.returncode == 2
+    assert "pretrain.lstm_unit: unknown key" in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_single_stage_without_its_input_names_the_stage_to_run(tmp_path):
+    result = seqtutor("pretrain", SMOKE, "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 1
+    assert "run `seqtutor prepare-data CONFIG` first" in result.stderr
+
+
+def test_missing_input_path_is_a_clear_error(tmp_path):
+    result = seqtutor("prepare-data", SMOKE, "--workdir", str(tmp_path / "w"),
+                      "--input", str(tmp_path / "nowhere" / "*.mid"), "--builtin-corpus", "none")
+    assert result.returncode == 1
+    assert "matches no file" in result.stderr and "nowhere" in result.stderr
+    assert not (tmp_path / "w" / "prepare_data").exists()
