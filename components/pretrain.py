@@ -170,6 +170,8 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         **sequence_model.model_summary(model),
     })
     sequence_model.save_model(model, output)
+    # The model's vocabulary travels with it: tune, evaluate and generate check against it.
+    (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
     (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
     log.info("pretrain: eval accuracy %.4f, eval log perplexity %.4f after %d steps",
              metrics["eval_accuracy"], metrics["eval_log_perplexity"], steps)

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = commands.add_parser("pretrain", help="train the MLE LSTM")
     _common(pretrain)
+
+    tune = commands.add_parser("tune", help="tune the pretrained model with KL-control RL")
+    _common(tune)
+    tune.add_argument("--algorithm", action="append", default=None,
+                      help="q, psi, g or rl_only (repeatable; default: the config's list)")
     return parser
 
 
@@ -97,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             results = runner.run_pipeline(config, workdir, only=args.only,
                                           from_stage=args.from_stage, force=args.force)
+        elif args.command == "tune":
+            algorithms = args.algorithm or config.tune.algorithms
+            unknown = sorted(set(algorithms) - set(config_lib.ALGORITHMS))
+            if unknown:
+                raise config_lib.ConfigError(
+                    f"--algorithm: unknown {unknown}; choose from {list(config_lib.ALGORITHMS)}")
+            results = [runner.run_stage(config, "tune", workdir, force=True, variant=algorithm)
+                       for algorithm in algorithms]
         else:
             results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,
                                         force=True)]

@@ -99,6 +99,62 @@ class PretrainConfig(_Options):
     mixed_precision: bool = Field(False, description="mixed_float16 compute on GPU.")
 
 
+class RewardConfig(_Options):
+    """Domain reward options, shared by tune and evaluate."""
+
+    name_binding: Literal["data", "reference"] = Field(
+        "data", description="Melody: which tokens the rules' NO_EVENT/NOTE_OFF mean. 'data' "
+        "(0 hold, 1 rest) or 'reference' (swapped, as magenta's rl_tuner; reproduces Table 1).")
+
+
+ALGORITHMS = ("q", "psi", "g", "rl_only")
+
+
+class TuneConfig(_Options):
+    """tune: Sequence Tutor's off-policy KL-control RL (spec/tuning.md)."""
+
+    algorithms: list[Literal["q", "psi", "g", "rl_only"]] = Field(
+        default_factory=lambda: list(ALGORITHMS), min_length=1,
+        description="Algorithms to tune, each into tune/<algorithm>/.")
+    c: float = Field(0.5, gt=0, description="Weight of the prior: r = r_T / c + log p (paper: "
+                     "0.5 for melodies).")
+    gamma: float = Field(0.5, ge=0, le=1, description="Discount (paper melodies: 0.5).")
+    eta: float = Field(0.01, gt=0, le=1, description="Polyak target update rate.")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    clip_norm: float | None = Field(5.0, gt=0, description="Gradient norm clip.")
+    episode_length: int = Field(32, ge=2, description="Steps per episode (composition).")
+    num_steps: int = Field(1_000_000, ge=1, description="Environment steps to collect.")
+    exploration: Literal["epsilon_greedy", "boltzmann"] = Field(
+        "epsilon_greedy", description="Collect policy: epsilon-greedy or sampling the policy.")
+    epsilon_start: float = Field(1.0, ge=0, le=1, description="Initial epsilon.")
+    epsilon_final: float = Field(0.01, ge=0, le=1, description="Epsilon after the anneal.")
+    exploration_steps: int = Field(
+        500_000, ge=0, description="Environment steps of linear epsilon anneal.")
+    collect_episodes: int = Field(
+        64, ge=1, description="Episodes played in parallel per collection.")
+    batch_episodes: int = Field(32, ge=1, description="Whole episodes per gradient step.")
+    replay_ratio: float = Field(
+        6.4, gt=0, description="Transitions trained on per environment step (reference: a "
+        "batch of 32 every 5 steps = 6.4).")
+    replay_capacity: int = Field(100_000, ge=1, description="Replay size in transitions.")
+    replay: Literal["uniform", "prioritized"] = Field("uniform", description="Replay sampling.")
+    priority_alpha: float = Field(0.6, ge=0, description="Prioritized replay exponent.")
+    priority_beta_start: float = Field(
+        0.4, ge=0, le=1, description="Importance-weight exponent, annealed to 1.")
+    eval_every: int = Field(100_000, ge=1, description="Environment steps between curve points.")
+    eval_episodes: int = Field(100, ge=1, description="Episodes sampled per curve point.")
+    checkpoint_every: int = Field(
+        100_000, ge=1, description="Environment steps between checkpoints.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.epsilon_final > self.epsilon_start:
+            raise ValueError("epsilon_final must not exceed epsilon_start")
+        if self.batch_episodes * self.episode_length > self.replay_capacity:
+            raise ValueError("replay_capacity must hold at least one batch of episodes")
+        return self
+
+
 class Config(_Options):
     """A whole pipeline configuration (one YAML file)."""
 
@@ -107,11 +163,15 @@ class Config(_Options):
     seed: int = Field(0, description="Random seed of every stage.")
     prepare_data: MelodyDataConfig = Field(default_factory=MelodyDataConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     def section(self, stage: str) -> dict[str, Any]:
         """The config values a stage depends on (its fingerprint input)."""
         values = {"domain": self.domain, "seed": self.seed}
         values[stage] = getattr(self, stage).model_dump(mode="json")
+        if stage in ("tune", "evaluate"):
+            values["reward"] = self.reward.model_dump(mode="json")
         return values
 
 

@@ -23,10 +23,29 @@ class Stage:
     inputs: tuple[str, ...]
     module: str
     resumable: bool = False  # keeps checkpoints in its partial directory across a failure
+    # A stage with variants (tune: one per algorithm) writes one artifact per variant into
+    # <name>/<variant>/; ``variant_key`` is the config list that names them.
+    variant_key: str | None = None
 
     @property
     def command(self) -> str:
         return f"seqtutor {self.name.replace('_', '-')} CONFIG"
+
+    def variants(self, config: Config) -> list[str | None]:
+        if self.variant_key is None:
+            return [None]
+        return list(getattr(getattr(config, self.name), self.variant_key))
+
+    def output(self, workdir: Path, variant: str | None) -> Path:
+        return workdir / self.name if variant is None else workdir / self.name / variant
+
+    def section(self, config: Config, variant: str | None) -> dict[str, Any]:
+        section = config.section(self.name)
+        if variant is not None:
+            # Other variants' names do not change this one's output.
+            section[self.name].pop(self.variant_key)
+            section["variant"] = variant
+        return section
 
     def function(self):
         return importlib.import_module(self.module).run
@@ -35,6 +54,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", (), "components.prepare_data"),
     Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True),
+    Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms"),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
@@ -63,42 +83,56 @@ def default_workdir(config: Config) -> Path:
     return Path("runs") / (config.name or "default")
 
 
-def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False) -> StageResult:
-    """Run one stage unless an artifact with the same fingerprint exists (or ``force``).
+def _input_fingerprint(config: Config, source: Stage, workdir: Path) -> str:
+    """The fingerprint of an input stage's artifact (of all its variants, joined)."""
+    prints = []
+    for variant in source.variants(config):
+        record = artifacts.require_artifact(source.output(workdir, variant), source.name,
+                                            source.command)
+        prints.append(record["fingerprint"])
+    return "+".join(prints)
+
+
+def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
+              variant: str | None = None) -> StageResult:
+    """Run one stage (one variant of it) unless an artifact with the same fingerprint exists.
 
     Raises:
       artifacts.MissingArtifactError: an input artifact is missing (names the command to run).
       StageError: the stage itself failed.
     """
     spec = stage(name)
+    if (variant is None) != (spec.variant_key is None):
+        raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
     workdir = Path(workdir)
     inputs = {source: workdir / source for source in spec.inputs}
-    input_fingerprints = {
-        source: artifacts.require_artifact(path, source, stage(source).command)["fingerprint"]
-        for source, path in inputs.items()}
-    section = config.section(name)
+    input_fingerprints = {source: _input_fingerprint(config, stage(source), workdir)
+                          for source in spec.inputs}
+    section = spec.section(config, variant)
     fingerprint = artifacts.fingerprint(name, section, input_fingerprints)
-    output = workdir / name
+    output = spec.output(workdir, variant)
+    label = name if variant is None else f"{name}/{variant}"
     existing = artifacts.read_artifact(output)
     if not force and existing is not None and existing.get("fingerprint") == fingerprint:
-        log.info("[%s] up to date, skipped (%s)", name, output)
-        return StageResult(name, output, True, 0.0, existing.get("summary", {}))
+        log.info("[%s] up to date, skipped (%s)", label, output)
+        return StageResult(label, output, True, 0.0, existing.get("summary", {}))
 
-    log.info("[%s] running -> %s", name, output)
+    log.info("[%s] running -> %s", label, output)
     started = time.perf_counter()
+    kwargs = {} if variant is None else {"variant": variant}
     try:
         with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,
                                        input_fingerprints=input_fingerprints,
                                        config_section=section,
                                        resumable=spec.resumable) as (partial, summary):
-            summary.update(spec.function()(config, inputs, partial) or {})
+            summary.update(spec.function()(config, inputs, partial, **kwargs) or {})
     except (artifacts.MissingArtifactError, KeyboardInterrupt):
         raise
     except Exception as error:
-        raise StageError(f"stage {name} failed: {type(error).__name__}: {error}") from error
+        raise StageError(f"stage {label} failed: {type(error).__name__}: {error}") from error
     seconds = time.perf_counter() - started
-    log.info("[%s] done in %.1f s", name, seconds)
-    return StageResult(name, output, False, seconds, summary)
+    log.info("[%s] done in %.1f s", label, seconds)
+    return StageResult(label, output, False, seconds, summary)
 
 
 def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
@@ -119,6 +153,7 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
             continue
         if from_stage == spec.name:
             forcing = True
-        results.append(run_stage(config, spec.name, workdir,
-                                 force=forcing or spec.name in only))
+        for variant in spec.variants(config):
+            results.append(run_stage(config, spec.name, workdir, variant=variant,
+                                     force=forcing or spec.name in only))
     return results

@@ -1,0 +1,89 @@
+"""The math of Sequence Tutor's KL-control algorithms (Jaques et al. 2017, Eq. 3-5, 13-15).
+
+Q, Psi and G learning differ only in the per-step reward, the value of the next state in the TD
+target, and the policy's logits. Those three pieces are pure functions here, each tested on its
+own; the agent (``components/tune_agent.py``) calls them.
+
+Shapes: ``q`` and ``log_prior`` are [..., V] over the vocabulary; rewards are [...].
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+ALGORITHMS = ("q", "psi", "g", "rl_only")
+# Algorithms whose per-step reward carries the prior's log-probability (spec/tuning.md).
+_LOG_PRIOR_IN_REWARD = {"q": True, "psi": True, "g": False, "rl_only": False}
+
+
+def check_algorithm(algorithm: str) -> str:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
+    return algorithm
+
+
+def kl_control_reward(r_task, log_prior_taken, c: float, algorithm: str):
+    """Per-step reward: r_T / c + log p(a|s) for Q and Psi; r_T / c for G and RL-only."""
+    reward = r_task / c
+    if _LOG_PRIOR_IN_REWARD[check_algorithm(algorithm)]:
+        reward = reward + log_prior_taken
+    return reward
+
+
+def max_value(q):
+    """max_a Q(s, a): the next-state value of Q-learning and RL-only."""
+    return tf.reduce_max(q, axis=-1)
+
+
+def soft_value(psi):
+    """logsumexp_a Psi(s, a): the next-state value of generalised Psi-learning (Eq. 14)."""
+    return tf.reduce_logsumexp(psi, axis=-1)
+
+
+def prior_weighted_value(g, log_prior):
+    """log sum_a p(a|s) exp(G(s, a)): the next-state value of G-learning (Eq. 15)."""
+    return tf.reduce_logsumexp(g + log_prior, axis=-1)
+
+
+def next_state_value(target_values, next_log_prior, algorithm: str):
+    """The value of the next state under the target network, per algorithm."""
+    check_algorithm(algorithm)
+    if algorithm == "psi":
+        return soft_value(target_values)
+    if algorithm == "g":
+        return prior_weighted_value(target_values, next_log_prior)
+    return max_value(target_values)
+
+
+def policy_logits(values, log_prior, algorithm: str):
+    """Logits of the policy: softmax(Q) / softmax(Psi), or log p(a|s) + G(s, a) for G."""
+    check_algorithm(algorithm)
+    return values + log_prior if algorithm == "g" else values
+
+
+def td_targets(reward, next_value, discount, gamma: float):
+    """y_t = r_t + gamma * discount_t * V(s_{t+1}); discount_t is 0 at an episode's last step."""
+    return reward + gamma * discount * next_value
+
+
+def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamma: float,
+                       algorithm: str):
+    """TD targets for whole episodes from one pass of each network.
+
+    Args:
+      r_task: [B, T] task reward of each step.
+      actions: [B, T] int actions taken.
+      log_prior: [B, T, V] log p(.|s_t) of the Reward RNN at every state of the episode.
+      target_values: [B, T, V] the target network's values at every state s_t.
+      c, gamma, algorithm: see spec/tuning.md.
+
+    Returns:
+      (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
+      same pass (the network's state after input a_t); the last step is terminal.
+    """
+    log_prior_taken = tf.gather(log_prior, actions, batch_dims=2)
+    reward = kl_control_reward(r_task, log_prior_taken, c, algorithm)
+    next_value = next_state_value(target_values[:, 1:], log_prior[:, 1:], algorithm)
+    next_value = tf.concat([next_value, tf.zeros_like(next_value[:, :1])], axis=1)
+    discount = tf.concat([tf.ones_like(reward[:, 1:]), tf.zeros_like(reward[:, :1])], axis=1)
+    return td_targets(reward, next_value, discount, gamma), reward

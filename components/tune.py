@@ -1,0 +1,242 @@
+"""tune stage: Sequence Tutor's KL-control RL on top of the pretrained model, one algorithm per
+output directory (``tune/<algorithm>/``).
+
+Loop: collect a batch of episodes in parallel with the collect policy (one graph; the task reward
+is computed once per batch of finished episodes), add them to the replay, then train on whole
+episodes until the number of trained transitions matches ``replay_ratio`` x environment steps.
+Every ``eval_every`` environment steps, ``eval_episodes`` episodes sampled from the policy give
+one point of ``curves.csv`` (mean r_T per episode, mean log p(a|s) per token: the paper's
+Figure 2). Checkpoints hold the networks, the optimizer, the replay and the counters, so a
+killed run resumes where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+
+from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.policies import policy_saver
+
+import domains
+from components import sequence_model, tune_agent
+from data_prep import tfrecords
+
+log = logging.getLogger(__name__)
+CURVES_FILE = "curves.csv"
+CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")
+CHECKPOINT_DIR = "checkpoints"
+POLICY_DIR = "policy"
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or the Q-values stopped being finite; the last good checkpoint is kept."""
+
+
+class CurveWriter:
+    """Appends curve points to curves.csv and TensorBoard; on resume drops later points."""
+
+    def __init__(self, path: Path, resume_step: int, summary_dir: Path):
+        self.path = path
+        rows = []
+        if path.exists():
+            with path.open() as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, CURVE_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.rows = rows
+        self.summaries = tf.summary.create_file_writer(str(summary_dir))
+
+    def add(self, step: int, mean_task_reward: float, mean_log_prior: float) -> None:
+        row = {"step": step, "mean_task_reward": f"{mean_task_reward:.6f}",
+               "mean_log_prior": f"{mean_log_prior:.6f}"}
+        self.rows.append(row)
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, CURVE_FIELDS).writerow(row)
+        with self.summaries.as_default():
+            tf.summary.scalar("curves/mean_task_reward", mean_task_reward, step=step)
+            tf.summary.scalar("curves/mean_log_prior", mean_log_prior, step=step)
+        self.summaries.flush()
+
+
+class Tuner:
+    """One algorithm's tuning run: agent, replay, collection, training and evaluation graphs."""
+
+    def __init__(self, pretrained, domain, options, algorithm: str, seed: int):
+        self.options = options
+        self.domain = domain
+        self.length = options.episode_length
+        self.rng = tune_agent.numpy_seed(seed, 1)
+        self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
+        self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
+        self.agent = tune_agent.SequenceTutorAgent(
+            pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
+            learning_rate=options.learning_rate, clip_norm=options.clip_norm,
+            exploration=options.exploration, epsilon=self.epsilon.read_value)
+        self.replay = tune_agent.EpisodeReplay(
+            max(options.replay_capacity // self.length, options.batch_episodes), self.length,
+            prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
+        self.sampling_policy = self.agent.sampling_policy()
+        self.checkpoint = tf.train.Checkpoint(
+            q_network=self.agent.q_network, target_network=self.agent.target_network,
+            optimizer=self.agent.optimizer, replay=self.replay, env_steps=self.env_steps,
+            train_step=self.agent.train_step_counter)
+        self._collect = tf.function(self._collect_fn)
+        self._train = tf.function(self._train_fn)
+        self._sample = tf.function(self._sample_fn)
+
+    # -- graphs ----------------------------------------------------------------------------
+
+    def _task_reward(self, actions):
+        reward = tf.numpy_function(self.domain.task_reward, [actions], tf.float32,
+                                   stateful=False)
+        return tf.ensure_shape(reward, actions.shape)
+
+    def _collect_fn(self, first_tokens):
+        observations, actions = tune_agent.collect_episodes(
+            self.agent.collect_policy, first_tokens, self.length)
+        self.replay.add(observations, actions, self._task_reward(actions))
+        self.env_steps.assign_add(tf.size(actions, out_type=tf.int64))
+
+    def _train_fn(self, num_updates, beta):
+        loss, mean_value = tf.constant(0.0), tf.constant(0.0)
+        for _ in tf.range(num_updates):
+            indices, weights = self.replay.sample(self.options.batch_episodes, beta)
+            loss_info = self.agent.train(self.replay.experience(indices), weights=weights)
+            self.replay.update_priorities(indices, loss_info.extra.td_abs)
+            loss, mean_value = loss_info.loss, loss_info.extra.mean_value
+        return loss, mean_value
+
+    def _sample_fn(self, first_tokens):
+        observations, actions = tune_agent.collect_episodes(
+            self.sampling_policy, first_tokens, self.length)
+        log_prior = tune_agent.log_prior_of(self.agent.reward_rnn, observations, actions)
+        return actions, log_prior
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def updates_due(self) -> int:
+        """Gradient steps owed so that trained transitions = replay_ratio x env steps."""
+        per_update = self.options.batch_episodes * self.length
+        due = int(int(self.env_steps.numpy()) * self.options.replay_ratio // per_update)
+        return max(0, due - int(self.agent.train_step_counter.numpy()))
+
+    def collect(self) -> None:
+        steps = int(self.env_steps.numpy())
+        self.epsilon.assign(tune_agent.epsilon_schedule(
+            steps, self.options.epsilon_start, self.options.epsilon_final,
+            self.options.exploration_steps))
+        first = self.domain.priming_tokens(self.rng, self.options.collect_episodes)
+        self._collect(tf.constant(first))
+
+    def train(self) -> tuple[float, float] | None:
+        updates = self.updates_due()
+        if updates == 0 or int(self.replay.size.numpy()) < self.options.batch_episodes:
+            return None
+        progress = min(1.0, int(self.env_steps.numpy()) / self.options.num_steps)
+        beta = self.options.priority_beta_start + progress * (
+            1.0 - self.options.priority_beta_start)
+        loss, mean_value = self._train(tf.constant(updates), tf.constant(beta, tf.float32))
+        return float(loss), float(mean_value)
+
+    def evaluate(self, episodes: int) -> tuple[float, float, np.ndarray]:
+        """(mean r_T per episode, mean log p(a|s) per token, sampled actions)."""
+        first = self.domain.priming_tokens(self.rng, episodes)
+        actions, log_prior = self._sample(tf.constant(first))
+        actions = actions.numpy()
+        task = self.domain.task_reward(actions).sum(axis=1)
+        return float(task.mean()), float(log_prior.numpy().mean()), actions
+
+
+def _crossed(previous: int, now: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in (previous, now]."""
+    return now // every > previous // every
+
+
+def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
+    """Tune ``variant`` (an algorithm) from ``inputs["pretrain"]`` into ``output``.
+
+    Raises:
+      NonFiniteError: the loss or Q-values became NaN/inf (the last checkpoint is kept).
+    """
+    options = config.tune
+    algorithm = variant
+    output = Path(output)
+    pretrain_dir = Path(inputs["pretrain"])
+    vocab = tfrecords.read_vocab(pretrain_dir)
+    pretrained = sequence_model.load_model(pretrain_dir, vocab)
+    domain = domains.get_domain(config.domain, config.reward)
+    if domain.num_tokens != int(vocab["num_tokens"]):
+        raise sequence_model.VocabularyMismatchError(
+            f"the {domain.name} domain has {domain.num_tokens} tokens, the model "
+            f"{vocab['num_tokens']}")
+    salt = ("q", "psi", "g", "rl_only").index(algorithm)
+    tf.keras.utils.set_random_seed(config.seed * 10 + salt)
+    tuner = Tuner(pretrained, domain, options, algorithm, config.seed * 10 + salt)
+
+    manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / CHECKPOINT_DIR),
+                                         max_to_keep=2)
+    if manager.latest_checkpoint:
+        tuner.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
+                 int(tuner.env_steps.numpy()))
+    start = int(tuner.env_steps.numpy())
+    curves = CurveWriter(output / CURVES_FILE, start, output / "logs")
+    if start == 0:
+        reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
+        curves.add(0, reward, log_prior)
+
+    progress = tf.keras.utils.Progbar(options.num_steps, unit_name="env step",
+                                      stateful_metrics=["r_T", "log_p", "epsilon", "loss"])
+    last = curves.rows[-1]
+    shown = {"r_T": float(last["mean_task_reward"]), "log_p": float(last["mean_log_prior"])}
+    progress.update(start, list(shown.items()))
+    steps = start
+    while steps < options.num_steps:
+        previous = steps
+        tuner.collect()
+        trained = tuner.train()
+        steps = int(tuner.env_steps.numpy())
+        if trained is not None:
+            loss, mean_value = trained
+            if not (math.isfinite(loss) and math.isfinite(mean_value)):
+                raise NonFiniteError(
+                    f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                    f"is not finite at environment step {steps}; the last good checkpoint is "
+                    f"kept in {output / CHECKPOINT_DIR}. Lower tune.learning_rate or raise "
+                    "tune.c.")
+            shown["loss"] = loss
+        if _crossed(previous, steps, options.eval_every) or steps >= options.num_steps:
+            reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
+            curves.add(steps, reward, log_prior)
+            shown.update({"r_T": reward, "log_p": log_prior})
+        if _crossed(previous, steps, options.checkpoint_every):
+            manager.save(checkpoint_number=steps)
+        shown["epsilon"] = float(tuner.epsilon.numpy())
+        progress.update(min(steps, options.num_steps), list(shown.items()))
+    manager.save(checkpoint_number=steps)
+
+    sequence_model.save_model(tuner.agent.q_network, output)
+    (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
+    policy_saver.PolicySaver(tuner.sampling_policy, batch_size=None).save(
+        str(output / POLICY_DIR))
+    final = curves.rows[-1]
+    summary = {
+        "algorithm": algorithm,
+        "env_steps": steps,
+        "train_steps": int(tuner.agent.train_step_counter.numpy()),
+        "final_mean_task_reward": float(final["mean_task_reward"]),
+        "final_mean_log_prior": float(final["mean_log_prior"]),
+        "initial_mean_task_reward": float(curves.rows[0]["mean_task_reward"]),
+        "initial_mean_log_prior": float(curves.rows[0]["mean_log_prior"]),
+    }
+    (output / "tune.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -1,0 +1,275 @@
+"""Sequence Tutor on TF-Agents: the agent, its policies, whole-episode replay and collection.
+
+- :class:`SequenceTutorAgent` is a ``TFAgent``: ``_loss`` computes the TD loss of Q, Psi, G or
+  RL-only on whole episodes (one unroll per network, :func:`kl_control.episode_td_targets`),
+  ``_train`` applies the gradients and the Polyak target update.
+- :class:`SequencePolicy` is a ``TFPolicy`` over the model's step-wise LSTM: a categorical
+  distribution with the algorithm's logits (softmax over Q or Psi; p(a|s) exp(G) for G). The
+  collect policy wraps it in TF-Agents' ``GreedyPolicy`` + ``EpsilonGreedyPolicy``, or samples
+  it (Boltzmann exploration); either way the stored action is the one taken.
+- :class:`EpisodeReplay` stores whole episodes in TF variables (uniform, or proportional
+  prioritized replay, Schaul et al. 2015), so sampling never leaves TensorFlow.
+- :func:`collect_episodes` is the driver: it plays a batch of episodes in parallel inside one
+  graph; only the task reward leaves TensorFlow, once per batch of finished episodes.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tf_agents.agents import tf_agent
+from tf_agents.policies import epsilon_greedy_policy, greedy_policy, tf_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import policy_step, time_step as ts, trajectory
+
+from components import kl_control, sequence_model
+
+keras = tf.keras
+
+Diagnostics = collections.namedtuple("Diagnostics", ["td_loss", "mean_value", "td_abs"])
+
+
+def specs(vocab_size: int):
+    """(time_step_spec, action_spec): the observation is the previous token."""
+    token = tensor_spec.BoundedTensorSpec((), tf.int32, 0, vocab_size - 1, name="token")
+    return ts.time_step_spec(token), token
+
+
+def clone(model: keras.Model, trainable: bool = True) -> keras.Model:
+    """A copy of a sequence model with the same weights (built, ready to run)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.trainable = trainable
+    return copy
+
+
+class SequencePolicy(tf_policy.TFPolicy):
+    """Samples the next token from the algorithm's policy, one step at a time.
+
+    The state holds the value network's LSTM state and, for G, the prior's.
+    """
+
+    def __init__(self, values: keras.Model, prior: keras.Model, algorithm: str,
+                 temperature: float = 1.0, name: str | None = None):
+        self._algorithm = kl_control.check_algorithm(algorithm)
+        self._values = sequence_model.StepModel(values)
+        self._prior = sequence_model.StepModel(prior) if algorithm == "g" else None
+        self._temperature = temperature
+        state_spec = self._state_spec(self._values)
+        if self._prior is not None:
+            state_spec += self._state_spec(self._prior)
+        time_step_spec, action_spec = specs(self._values.vocab_size)
+        super().__init__(time_step_spec, action_spec, policy_state_spec=state_spec,
+                         automatic_state_reset=False, name=name)
+
+    @staticmethod
+    def _state_spec(step_model) -> tuple:
+        spec = ()
+        for layer in step_model.lstms:
+            spec += (tf.TensorSpec((layer.units,), tf.float32),) * 2
+        return spec
+
+    def _variables(self):
+        variables = list(self._values.model.variables)
+        if self._prior is not None:
+            variables += list(self._prior.model.variables)
+        return variables
+
+    def _distribution(self, time_step, policy_state):
+        n = 2 * len(self._values.lstms)
+        values, value_state = self._values.step(time_step.observation, policy_state[:n])
+        log_prior, state = 0.0, value_state
+        if self._prior is not None:
+            prior_logits, prior_state = self._prior.step(time_step.observation, policy_state[n:])
+            log_prior = tf.nn.log_softmax(prior_logits)
+            state = value_state + prior_state
+        logits = kl_control.policy_logits(values, log_prior, self._algorithm)
+        distribution = tfp.distributions.Categorical(logits=logits / self._temperature,
+                                                     dtype=tf.int32)
+        return policy_step.PolicyStep(distribution, state, ())
+
+
+class EpisodeReplay(tf.Module):
+    """Whole episodes in a ring buffer of TF variables; uniform or proportional sampling.
+
+    Priorities are per episode (mean |TD error| over its steps); a new episode gets the
+    largest priority seen so far, so it is sampled at least once (Schaul et al. 2015).
+    """
+
+    def __init__(self, capacity_episodes: int, length: int, prioritized: bool = False,
+                 alpha: float = 0.6, name: str = "episode_replay"):
+        super().__init__(name=name)
+        self.capacity = capacity_episodes
+        self.prioritized = prioritized
+        self.alpha = alpha
+        self.observations = tf.Variable(tf.zeros([capacity_episodes, length], tf.int32))
+        self.actions = tf.Variable(tf.zeros([capacity_episodes, length], tf.int32))
+        self.rewards = tf.Variable(tf.zeros([capacity_episodes, length], tf.float32))
+        self.priorities = tf.Variable(tf.zeros([capacity_episodes], tf.float32))
+        self.max_priority = tf.Variable(1.0)
+        self.size = tf.Variable(0, dtype=tf.int64)
+        self.cursor = tf.Variable(0, dtype=tf.int64)
+
+    def add(self, observations, actions, rewards):
+        count = tf.shape(actions, out_type=tf.int64)[0]
+        slots = (self.cursor + tf.range(count)) % self.capacity
+        indices = slots[:, None]
+        self.observations.scatter_nd_update(indices, observations)
+        self.actions.scatter_nd_update(indices, actions)
+        self.rewards.scatter_nd_update(indices, tf.cast(rewards, tf.float32))
+        self.priorities.scatter_nd_update(
+            indices, tf.fill([count], self.max_priority.read_value()))
+        self.cursor.assign((self.cursor + count) % self.capacity)
+        self.size.assign(tf.minimum(self.size + count, self.capacity))
+
+    def sample(self, batch_size: int, beta):
+        """(indices [B], importance weights [B]); weights are 1 for uniform replay."""
+        size = self.size.read_value()
+        if not self.prioritized:
+            indices = tf.random.uniform([batch_size], 0, size, dtype=tf.int64)
+            return indices, tf.ones([batch_size])
+        scaled = tf.pow(self.priorities[:size], self.alpha)
+        probabilities = scaled / tf.reduce_sum(scaled)
+        indices = tf.random.categorical(tf.math.log(probabilities)[None], batch_size,
+                                        dtype=tf.int64)[0]
+        weights = tf.pow(tf.cast(size, tf.float32) * tf.gather(probabilities, indices), -beta)
+        return indices, weights / tf.reduce_max(weights)
+
+    def experience(self, indices) -> trajectory.Trajectory:
+        """Episodes as a TF-Agents Trajectory [B, T] (reward: the task reward r_T)."""
+        actions = tf.gather(self.actions, indices)
+        mid = tf.fill(tf.shape(actions), ts.StepType.MID)
+        last = tf.concat([tf.zeros_like(actions[:, 1:]), tf.ones_like(actions[:, :1])], axis=1)
+        discount = 1.0 - tf.cast(last, tf.float32)  # the last step is terminal
+        next_type = tf.where(last > 0, ts.StepType.LAST, ts.StepType.MID)
+        step_type = tf.concat([tf.fill(tf.shape(actions[:, :1]), ts.StepType.FIRST),
+                               mid[:, 1:]], axis=1)
+        return trajectory.Trajectory(step_type, tf.gather(self.observations, indices), actions,
+                                     (), next_type, tf.gather(self.rewards, indices), discount)
+
+    def update_priorities(self, indices, td_abs):
+        if self.prioritized:
+            priority = td_abs + 1e-6
+            self.priorities.scatter_nd_update(indices[:, None], priority)
+            self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
+
+
+def collect_episodes(policy: tf_policy.TFPolicy, first_tokens, length: int):
+    """Play one episode per priming token with ``policy``, all in parallel (call inside a
+    tf.function). Returns (observations [B, T], actions [B, T]); observation t is the input
+    token at step t (the priming token, then the previous action)."""
+    batch = tf.shape(first_tokens)[0]
+    state = policy.get_initial_state(batch)
+    observations = tf.TensorArray(tf.int32, size=length)
+    actions = tf.TensorArray(tf.int32, size=length)
+    current = tf.cast(first_tokens, tf.int32)
+    for t in tf.range(length):
+        time_step = ts.TimeStep(tf.fill([batch], ts.StepType.MID), tf.zeros([batch]),
+                                tf.ones([batch]), current)
+        step = policy.action(time_step, state)
+        observations = observations.write(t, current)
+        actions = actions.write(t, step.action)
+        current, state = step.action, step.state
+    return tf.transpose(observations.stack()), tf.transpose(actions.stack())
+
+
+class SequenceTutorAgent(tf_agent.TFAgent):
+    """Q-learning with log prior (Eq. 3-5), generalised Psi-learning (Eq. 13-14), G-learning
+    (Eq. 15) and RL-only, trained on whole episodes.
+
+    The Q-network, the target network and the Reward RNN all start from the pretrained model;
+    the Reward RNN is never trained (not even its optimizer slots exist).
+    """
+
+    def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
+                 eta: float, learning_rate: float, clip_norm: float | None,
+                 exploration: str = "epsilon_greedy", epsilon=0.1,
+                 train_step_counter: tf.Variable | None = None):
+        if c <= 0:
+            raise ValueError(f"c must be positive, got {c}")
+        if not 0 <= gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.algorithm = kl_control.check_algorithm(algorithm)
+        self.c, self.gamma, self.eta = c, gamma, eta
+        self.q_network = clone(pretrained)
+        self.target_network = clone(pretrained, trainable=False)
+        self.reward_rnn = clone(pretrained, trainable=False)
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self._clip_norm = clip_norm
+        policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
+        if exploration == "boltzmann":
+            collect_policy = policy
+        else:
+            collect_policy = epsilon_greedy_policy.EpsilonGreedyPolicy(
+                greedy_policy.GreedyPolicy(policy), epsilon=epsilon)
+        time_step_spec, action_spec = specs(sequence_model.vocab_size_of(pretrained))
+        super().__init__(time_step_spec, action_spec, policy, collect_policy,
+                         train_sequence_length=None,
+                         train_step_counter=train_step_counter)
+
+    def _initialize(self):
+        return tf.no_op()
+
+    def _loss(self, experience, weights=None, training=False):
+        """Mean (importance-weighted) squared TD error over whole episodes; no side effects."""
+        observations, actions = experience.observation, experience.action
+        values = self.q_network(observations, training=training)            # Q(s_t, .)
+        target_values = self.target_network(observations, training=False)  # Q^-(s_t, .)
+        log_prior = tf.nn.log_softmax(self.reward_rnn(observations, training=False))
+        targets, _ = kl_control.episode_td_targets(
+            experience.reward, actions, log_prior, target_values, self.c, self.gamma,
+            self.algorithm)
+        targets = tf.stop_gradient(targets)
+        taken = tf.gather(values, actions, batch_dims=2)
+        td_error = targets - taken
+        per_episode = tf.reduce_mean(tf.square(td_error), axis=1)
+        if weights is not None:
+            per_episode = per_episode * weights
+        loss = tf.reduce_mean(per_episode)
+        extra = Diagnostics(loss, tf.reduce_mean(taken), tf.reduce_mean(tf.abs(td_error), 1))
+        return tf_agent.LossInfo(loss, extra)
+
+    def _train(self, experience, weights=None):
+        with tf.GradientTape() as tape:
+            loss_info = self._loss(experience, weights, training=True)
+        variables = self.q_network.trainable_variables
+        gradients = tape.gradient(loss_info.loss, variables)
+        if self._clip_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._update_target()
+        self.train_step_counter.assign_add(1)
+        return loss_info
+
+    def _update_target(self):
+        """Polyak averaging: theta^- <- (1 - eta) theta^- + eta theta."""
+        for target, source in zip(self.target_network.weights, self.q_network.weights):
+            target.assign((1.0 - self.eta) * target + self.eta * source)
+
+    def sampling_policy(self, temperature: float = 1.0) -> SequencePolicy:
+        """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G."""
+        return SequencePolicy(self.q_network, self.reward_rnn, self.algorithm, temperature,
+                              name="sampling_policy")
+
+
+def epsilon_schedule(env_steps, start: float, final: float, anneal_steps: int) -> float:
+    """Linear anneal from ``start`` to ``final`` over ``anneal_steps`` environment steps."""
+    if anneal_steps <= 0:
+        return final
+    fraction = min(1.0, env_steps / anneal_steps)
+    return float(start + fraction * (final - start))
+
+
+def log_prior_of(reward_rnn: keras.Model, observations, actions):
+    """log p(a_t | s_t) under the Reward RNN for whole episodes [B, T] (one pass)."""
+    log_prior = tf.nn.log_softmax(reward_rnn(observations, training=False))
+    return tf.gather(log_prior, tf.cast(actions, tf.int32), batch_dims=2)
+
+
+def numpy_seed(seed: int, *salt: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *salt])

@@ -1,0 +1,28 @@
+"""The melody domain behind the small interface the tuner and the evaluation use."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from domains.melody import encoding, rules
+
+
+class MelodyDomain:
+    """Task reward and episode settings for melodies (spec/melody.md).
+
+    Episodes start from a priming token drawn uniformly from all 38 classes (the reference
+    never draws 37), which is input only, not part of the composition.
+    """
+
+    name = "melody"
+    num_tokens = encoding.NUM_TOKENS
+
+    def __init__(self, reward_config):
+        self.binding = reward_config.name_binding
+
+    def priming_tokens(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        return rng.integers(0, self.num_tokens, size=count, dtype=np.int32)
+
+    def task_reward(self, compositions: np.ndarray) -> np.ndarray:
+        """r_T of every step, [B, T] float32 (the composition is the episode's actions)."""
+        return rules.task_reward(compositions, self.binding).astype(np.float32)

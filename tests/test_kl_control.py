@@ -1,0 +1,70 @@
+"""TD targets and policies of Q, Psi, G and RL-only on a tiny hand-computed example."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import kl_control
+
+# One episode of two steps over three tokens. Actions: token 1, then token 2.
+ACTIONS = tf.constant([[1, 2]])
+R_TASK = tf.constant([[1.0, 2.0]])
+LOG_PRIOR = tf.math.log(tf.constant([[[0.5, 0.25, 0.25], [0.2, 0.3, 0.5]]]))
+TARGET = tf.constant([[[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]])  # Q^-(s_0, .), Q^-(s_1, .)
+C, GAMMA = 0.5, 0.5
+
+# Step 0: r_T / c = 2; log p(a_0 = 1 | s_0) = log 0.25 = -1.386294.
+#   Q:      2 - 1.386294 + 0.5 * max(1, 2, 3)              = 2.113706
+#   Psi:    2 - 1.386294 + 0.5 * logsumexp(1, 2, 3)        = 0.613706 + 0.5 * 3.407606
+#   G:      2 + 0.5 * log(.2 e + .3 e^2 + .5 e^3)           = 2 + 0.5 * 2.549690
+#   RL-only: 2 + 0.5 * 3                                    = 3.5
+# Step 1 is terminal: y = r. Q and Psi: 4 + log 0.5 = 3.306853; G and RL-only: 4.
+EXPECTED = {
+    "q": [2.0 + np.log(0.25) + 0.5 * 3.0, 4.0 + np.log(0.5)],
+    "psi": [2.0 + np.log(0.25) + 0.5 * np.log(np.exp(1) + np.exp(2) + np.exp(3)),
+            4.0 + np.log(0.5)],
+    "g": [2.0 + 0.5 * np.log(0.2 * np.e + 0.3 * np.e ** 2 + 0.5 * np.e ** 3), 4.0],
+    "rl_only": [2.0 + 0.5 * 3.0, 4.0],
+}
+
+
+@pytest.mark.parametrize("algorithm", kl_control.ALGORITHMS)
+def test_td_targets_match_hand_computed_values(algorithm):
+    targets, _ = kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA,
+                                               algorithm)
+    np.testing.assert_allclose(targets.numpy()[0], EXPECTED[algorithm], rtol=1e-6)
+
+
+def test_the_four_algorithms_give_different_targets():
+    firsts = {round(v[0], 4) for v in EXPECTED.values()}
+    assert len(firsts) == 4
+    assert EXPECTED["q"][0] == pytest.approx(2.113706, abs=1e-6)
+    assert EXPECTED["psi"][0] == pytest.approx(2.317509, abs=1e-6)
+    assert EXPECTED["g"][0] == pytest.approx(3.274845, abs=1e-6)
+
+
+def test_value_functions():
+    q = tf.constant([1.0, 2.0, 3.0])
+    assert float(kl_control.max_value(q)) == 3.0
+    assert float(kl_control.soft_value(q)) == pytest.approx(3.407606, abs=1e-6)
+    uniform = tf.math.log(tf.fill([3], 1 / 3))
+    # With a uniform prior, G's value is the soft value minus log 3.
+    assert float(kl_control.prior_weighted_value(q, uniform)) == pytest.approx(
+        3.407606 - np.log(3), abs=1e-6)
+
+
+def test_rewards_and_policy_logits():
+    log_p = tf.constant(-1.5)
+    assert float(kl_control.kl_control_reward(tf.constant(1.0), log_p, 0.5, "q")) == 0.5
+    assert float(kl_control.kl_control_reward(tf.constant(1.0), log_p, 0.5, "g")) == 2.0
+    values = tf.constant([0.0, 1.0])
+    prior = tf.math.log(tf.constant([0.9, 0.1]))
+    np.testing.assert_allclose(kl_control.policy_logits(values, prior, "psi"), [0.0, 1.0])
+    # G: pi proportional to p(a|s) exp(G(s, a)).
+    np.testing.assert_allclose(kl_control.policy_logits(values, prior, "g"),
+                               np.log([0.9, 0.1]) + [0.0, 1.0], rtol=1e-6)
+
+
+def test_unknown_algorithm_is_an_error():
+    with pytest.raises(ValueError, match="unknown algorithm 'dqn'"):
+        kl_control.policy_logits(tf.zeros(2), tf.zeros(2), "dqn")
