@@ -47,7 +47,7 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
         weights = tf.cast(tf.range(length) >= skip_first_losses, tf.float32)
         return tokens[:-1], tokens[1:], weights
 
-    dataset = tfrecords.load_split(data_dir, split, deterministic=not training)
+    dataset = tfrecords.load_split(data_dir, split)  # a fixed order: reproducible runs
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         dataset = dataset.cache().shuffle(shuffle_buffer, seed=seed,
@@ -148,6 +148,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         # Restores weights, optimizer state and the epoch after a kill; deleted on success.
         keras.callbacks.BackupAndRestore(str(output / CHECKPOINT_DIR)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.early_stopping_patience,
+                                      min_delta=options.early_stopping_min_delta,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(str(output / "logs"), update_freq=options.eval_every),
         keras.callbacks.TerminateOnNaN(),

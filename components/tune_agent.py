@@ -208,6 +208,10 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             collect_policy = epsilon_greedy_policy.EpsilonGreedyPolicy(
                 greedy_policy.GreedyPolicy(policy), epsilon=epsilon)
         time_step_spec, action_spec = specs(sequence_model.vocab_size_of(pretrained))
+        if train_step_counter is None:
+            # Never TF-Agents' default, the process-wide global step: several agents tuned in
+            # one process would share (and skip) each other's steps.
+            train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
                          train_sequence_length=None,
                          train_step_counter=train_step_counter)

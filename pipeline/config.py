@@ -92,7 +92,9 @@ class PretrainConfig(_Options):
     eval_batches: int | None = Field(
         None, ge=1, description="Eval batches per evaluation (None: the whole eval split).")
     early_stopping_patience: int = Field(
-        4, ge=1, description="Stop after this many evaluations without a better eval loss.")
+        3, ge=1, description="Stop after this many evaluations without a better eval loss.")
+    early_stopping_min_delta: float = Field(
+        0.002, ge=0, description="An eval loss must improve by this much (nats) to count.")
     shuffle_buffer: int = Field(20000, ge=1, description="tf.data shuffle buffer (records).")
     distribution: Literal["default", "mirrored"] = Field(
         "default", description="tf.distribute strategy (mirrored: all local GPUs).")

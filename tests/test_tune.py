@@ -1,0 +1,187 @@
+"""tune: a short run learns; the Reward RNN is frozen; replay and exploration; resume; bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import domains
+from components import sequence_model, tune, tune_agent
+from pipeline import artifacts, config as config_lib, runner
+from tests.conftest import FAST_BEAM_ARGS
+
+SMOKE = "configs/melody_smoke.yaml"
+
+
+def smoke_config(*overrides):
+    return config_lib.load_config(SMOKE, [("prepare_data.beam_args", FAST_BEAM_ARGS),
+                                          *overrides])
+
+
+@pytest.fixture(scope="module")
+def pretrained_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tune")
+    config = smoke_config()
+    runner.run_stage(config, "prepare_data", workdir)
+    runner.run_stage(config, "pretrain", workdir)
+    return workdir
+
+
+def curve(path):
+    with open(path / tune.CURVES_FILE) as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(
+        pretrained_workdir):
+    """A short run of every algorithm on the smoke config (131,072 environment steps).
+
+    Q, Psi and G raise mean r_T over the pretrained policy, and keep mean log p(a|s) under the
+    Reward RNN above RL-only's, which drifts away from the data (the paper's Figure 2).
+    """
+    config = smoke_config()
+    curves = {}
+    for algorithm in ("q", "psi", "g", "rl_only"):
+        result = runner.run_stage(config, "tune", pretrained_workdir, variant=algorithm)
+        curves[algorithm] = curve(result.path)
+        assert [row["step"] for row in curves[algorithm]] == [0, 65536, 131072]
+        assert (result.path / "model.keras").is_file()
+        assert (result.path / tune.POLICY_DIR / "saved_model.pb").is_file()
+    pretrained = curves["q"][0]  # step 0 of Q: softmax of the pretrained logits, i.e. p(a|s)
+    rl_only = curves["rl_only"][-1]
+    for algorithm in ("q", "psi", "g"):
+        final = curves[algorithm][-1]
+        assert final["mean_task_reward"] > pretrained["mean_task_reward"] + 2, algorithm
+        assert final["mean_log_prior"] > rl_only["mean_log_prior"] + 1, algorithm
+
+
+def test_saved_policy_loads_and_samples(pretrained_workdir):
+    from tf_agents.trajectories import time_step as ts
+
+    policy = tf.saved_model.load(str(pretrained_workdir / "tune" / "g" / tune.POLICY_DIR))
+    state = policy.get_initial_state(3)
+    step = ts.TimeStep(tf.fill([3], 1), tf.zeros([3]), tf.ones([3]),
+                       tf.constant([14, 0, 37], tf.int32))
+    action = policy.action(step, state).action.numpy()
+    assert action.shape == (3,) and action.min() >= 0 and action.max() < 38
+
+
+def test_reward_rnn_is_frozen_and_target_follows_by_polyak():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config(("tune.num_steps", 4096))
+    tuner = tune.Tuner(pretrained, domains.get_domain("melody", config.reward), config.tune,
+                       "psi", seed=0)
+    before = [w.copy() for w in pretrained.get_weights()]
+    for _ in range(3):
+        tuner.collect()
+        tuner.train()
+    assert int(tuner.agent.train_step_counter.numpy()) > 0
+    for frozen, original in zip(tuner.agent.reward_rnn.get_weights(), before):
+        np.testing.assert_array_equal(frozen, original)
+    q_moved = [np.abs(q - o).max() for q, o in zip(tuner.agent.q_network.get_weights(), before)]
+    target_moved = [np.abs(t - o).max()
+                    for t, o in zip(tuner.agent.target_network.get_weights(), before)]
+    assert max(q_moved) > 0 and 0 < max(target_moved) < max(q_moved)
+    assert not tuner.agent.reward_rnn.trainable_variables
+
+
+def test_stored_actions_are_the_ones_taken_and_rewarded():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config(("tune.epsilon_start", 1.0), ("tune.exploration_steps", 10 ** 6))
+    domain = domains.get_domain("melody", config.reward)
+    tuner = tune.Tuner(pretrained, domain, config.tune, "q", seed=0)
+    tuner.collect()  # epsilon = 1: every action is random, not the greedy one
+    size = int(tuner.replay.size.numpy())
+    actions = tuner.replay.actions.numpy()[:size]
+    observations = tuner.replay.observations.numpy()[:size]
+    np.testing.assert_array_equal(observations[:, 1:], actions[:, :-1])
+    greedy = np.argmax(tuner.agent.q_network(observations).numpy(), axis=-1)
+    assert np.mean(greedy == actions) < 0.2
+    np.testing.assert_allclose(tuner.replay.rewards.numpy()[:size], domain.task_reward(actions))
+    # Random exploration reaches every token, 37 included (the reference never drew 37).
+    assert set(np.unique(actions)) == set(range(38))
+
+
+def test_prioritized_replay_samples_by_priority_with_importance_weights():
+    replay = tune_agent.EpisodeReplay(4, 3, prioritized=True, alpha=1.0)
+    replay.add(tf.zeros([4, 3], tf.int32), tf.zeros([4, 3], tf.int32), tf.zeros([4, 3]))
+    replay.priorities.assign([1.0, 0.0, 0.0, 3.0])
+    indices, weights = replay.sample(4000, beta=1.0)
+    counts = np.bincount(indices.numpy(), minlength=4)
+    assert counts[1] == counts[2] == 0
+    assert counts[3] / counts[0] == pytest.approx(3.0, rel=0.15)
+    # w_i = (N P(i))^-beta normalised by the largest: 1 for P = 1/4, 1/3 for P = 3/4.
+    by_index = dict(zip(indices.numpy().tolist(), weights.numpy().tolist()))
+    assert by_index[0] == pytest.approx(1.0) and by_index[3] == pytest.approx(1 / 3)
+    replay.update_priorities(tf.constant([1], tf.int64), tf.constant([5.0]))
+    assert float(replay.max_priority.numpy()) == pytest.approx(5.0, rel=1e-5)
+
+
+def test_uniform_replay_and_epsilon_anneal():
+    replay = tune_agent.EpisodeReplay(8, 2)
+    replay.add(tf.ones([3, 2], tf.int32), tf.ones([3, 2], tf.int32), tf.ones([3, 2]))
+    indices, weights = replay.sample(100, beta=0.4)
+    assert set(indices.numpy()) <= {0, 1, 2} and np.all(weights.numpy() == 1)
+    experience = replay.experience(indices[:2])
+    np.testing.assert_array_equal(experience.discount.numpy(), [[1, 0], [1, 0]])
+    assert tune_agent.epsilon_schedule(0, 1.0, 0.01, 100) == 1.0
+    assert tune_agent.epsilon_schedule(50, 1.0, 0.01, 100) == pytest.approx(0.505)
+    assert tune_agent.epsilon_schedule(500, 1.0, 0.01, 100) == pytest.approx(0.01)
+
+
+def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monkeypatch):
+    config = smoke_config(("tune.num_steps", 8192), ("tune.eval_every", 4096),
+                          ("tune.checkpoint_every", 4096), ("tune.exploration_steps", 4096))
+    original_collect = tune.Tuner.collect
+    starts = []
+
+    def killed_after_checkpoint(self):
+        if int(self.env_steps.numpy()) >= 6144:
+            raise KeyboardInterrupt("simulated kill")
+        original_collect(self)
+
+    monkeypatch.setattr(tune.Tuner, "collect", killed_after_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_stage(config, "tune", pretrained_workdir, variant="psi")
+    partial = pretrained_workdir / "tune" / ".psi.partial"
+    assert (partial / tune.CHECKPOINT_DIR / "checkpoint").is_file()
+
+    def recording_collect(self):
+        starts.append(int(self.env_steps.numpy()))
+        original_collect(self)
+
+    monkeypatch.setattr(tune.Tuner, "collect", recording_collect)
+    result = runner.run_stage(config, "tune", pretrained_workdir, variant="psi")
+    assert starts[0] == 4096  # continued from the checkpoint, not from 0
+    assert [row["step"] for row in curve(result.path)] == [0, 4096, 8192]
+    summary = json.loads((result.path / "tune.json").read_text())
+    assert summary["env_steps"] == 8192
+    # Trained transitions still match replay_ratio x env steps across the kill.
+    assert summary["train_steps"] == int(8192 * 6.4 // (4 * 32))
+
+
+def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypatch):
+    from domains.melody.domain import MelodyDomain
+
+    monkeypatch.setattr(MelodyDomain, "task_reward",
+                        lambda self, tokens: np.full(tokens.shape, np.nan, np.float32))
+    config = smoke_config(("tune.num_steps", 4096))
+    with pytest.raises(runner.StageError, match="not finite"):
+        runner.run_stage(config, "tune", pretrained_workdir, variant="g")
+
+
+def test_missing_pretrain_artifact_names_the_stage(tmp_path):
+    with pytest.raises(artifacts.MissingArtifactError, match="seqtutor pretrain"):
+        runner.run_stage(smoke_config(), "tune", tmp_path, variant="q")
+
+
+@pytest.mark.parametrize("override,key", [
+    ("tune.algorithms=[q, dqn]", "tune.algorithms"),
+    ("tune.c=0", "tune.c"),
+    ("tune.gamma=1.5", "tune.gamma"),
+])
+def test_bad_tuning_settings_are_config_errors(override, key):
+    with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
+        config_lib.load_config(SMOKE, [override])
