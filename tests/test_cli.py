@@ -9,6 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "melody_smoke.yaml")
+# Keep the CLI runs short: tuning itself is tested in test_tune.py.
+FAST_TUNE = ["--set", "tune.num_steps=4096", "--set", "tune.algorithms=[psi, g]",
+             "--set", "tune.eval_every=4096", "--set", "tune.eval_episodes=20"]
 
 
 def seqtutor(*args, cwd=ROOT):
@@ -19,34 +22,49 @@ def seqtutor(*args, cwd=ROOT):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
-    result = seqtutor("run", SMOKE, "--workdir", str(workdir))
+    result = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, result
 
 
 def test_run_smoke_config_end_to_end(smoke_run):
     workdir, result = smoke_run
-    assert "prepare_data: done" in result.stdout and "pretrain: done" in result.stdout
+    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
+        assert f"{stage}: done" in result.stdout
     stats = json.loads((workdir / "prepare_data" / "stats.json").read_text())
     assert stats["inputs_read"] == 60 and stats["records_out"]["train"] > 0
     metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
     assert 0 < metrics["eval_accuracy"] <= 1 and metrics["eval_log_perplexity"] > 0
     assert (workdir / "pretrain" / "model.keras").is_file()
-    for stage in ("prepare_data", "pretrain"):
+    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
         record = json.loads((workdir / stage / "artifact.json").read_text())
-        assert record["stage"] == stage and len(record["fingerprint"]) == 64
+        assert record["stage"] == stage.split("/")[0] and len(record["fingerprint"]) == 64
+    with open(workdir / "tune" / "g" / "curves.csv") as handle:
+        assert handle.readline().strip() == "step,mean_task_reward,mean_log_prior"
 
 
 def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_run):
     workdir, _ = smoke_run
-    again = seqtutor("run", SMOKE, "--workdir", str(workdir))
+    again = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "prepare_data: up to date" in again.stdout and "pretrain: up to date" in again.stdout
-    changed = seqtutor("run", SMOKE, "--workdir", str(workdir), "--set", "pretrain.max_steps=40")
+    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
+        assert f"{stage}: up to date" in again.stdout
+    changed = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
+                       "--set", "tune.gamma=0.4")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    assert "prepare_data: up to date" in changed.stdout and "pretrain: done" in changed.stdout
-    metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
-    assert metrics["steps"] <= 40
+    assert "prepare_data: up to date" in changed.stdout
+    assert "pretrain: up to date" in changed.stdout
+    assert "tune/psi: done" in changed.stdout and "tune/g: done" in changed.stdout
+
+
+def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
+    workdir, _ = smoke_run
+    result = seqtutor("tune", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
+                      "--algorithm", "rl_only")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tune/rl_only: done" in result.stdout and "tune/psi" not in result.stdout
+    bad = seqtutor("tune", SMOKE, "--workdir", str(workdir), "--algorithm", "dqn")
+    assert bad.returncode == 2 and "--algorithm: unknown ['dqn']" in bad.stderr
 
 
 def test_unknown_key_fails_before_any_stage_and_names_the_key(tmp_path):
@@ -61,6 +79,9 @@ def test_single_stage_without_its_input_names_the_stage_to_run(tmp_path):
     result = seqtutor("pretrain", SMOKE, "--workdir", str(tmp_path / "w"))
     assert result.returncode == 1
     assert "run `seqtutor prepare-data CONFIG` first" in result.stderr
+    result = seqtutor("tune", SMOKE, "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 1
+    assert "run `seqtutor pretrain CONFIG` first" in result.stderr
 
 
 def test_missing_input_path_is_a_clear_error(tmp_path):

@@ -185,3 +185,14 @@ def test_missing_pretrain_artifact_names_the_stage(tmp_path):
 def test_bad_tuning_settings_are_config_errors(override, key):
     with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
         config_lib.load_config(SMOKE, [override])
+
+
+def test_boltzmann_exploration_samples_the_policy_and_trains():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config(("tune.exploration", "boltzmann"))
+    tuner = tune.Tuner(pretrained, domains.get_domain("melody", config.reward), config.tune,
+                       "g", seed=0)
+    assert tuner.agent.collect_policy is tuner.agent.policy  # sampling, no epsilon wrapper
+    tuner.collect()
+    loss, _ = tuner.train()
+    assert np.isfinite(loss) and int(tuner.replay.size.numpy()) == 64
