@@ -1,0 +1,83 @@
+"""Rule statistics of spec/melody.md section 4 (the paper's Table 1), vectorised over N
+compositions with the same detectors as the reward (:func:`domains.melody.rules.detect`).
+
+Fractions are fractions (not percent). ``mean_log_prior`` and ``mean_task_reward`` come from the
+caller's log-probabilities and :func:`rules.task_reward`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from domains.melody import rules
+
+STATISTIC_KEYS = ("repeated_notes", "autocorr_lag1", "autocorr_lag2", "autocorr_lag3",
+                  "notes_not_in_key", "starts_with_tonic", "leaps_resolved", "unique_max_note",
+                  "unique_min_note", "notes_in_motif", "notes_in_repeated_motif",
+                  "mean_log_prior", "mean_task_reward")
+TONIC = 14
+
+
+def autocorrelations(tokens: np.ndarray, lag: int) -> np.ndarray:
+    """Signed rho_k of each whole composition [N]; NaN where the composition is constant."""
+    x = np.asarray(tokens, dtype=np.float64)
+    n = x.shape[1]
+    centred = x - x.mean(axis=1, keepdims=True)
+    variance = x.var(axis=1)
+    products = np.sum(centred[:, :n - lag] * centred[:, lag:], axis=1) if n > lag else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(variance > 0, products / n / variance, np.nan)
+
+
+def interval_counts(detections: rules.Detections) -> dict[str, float]:
+    """Mean count per composition of each interval class (both in-key thirds and fifths count;
+    the reference's in-key counter never counted thirds)."""
+    code = detections.interval_code
+    classes = {
+        "octave_jumps": code == 12,
+        "sevenths": np.isin(code, (10, 11)),
+        "fifths": (code == 7) | (code == rules.CODE_FIFTH),
+        "sixths": np.isin(code, (8, 9)),
+        "fourths": code == 5,
+        "seconds": np.isin(code, (1, 2)),
+        "thirds": np.isin(code, (3, 4)) | (code == rules.CODE_THIRD),
+        "rests": np.isin(code, (rules.CODE_REST, rules.CODE_REST_CG)),
+        "in_key_thirds": code == rules.CODE_THIRD,
+        "in_key_fifths": code == rules.CODE_FIFTH,
+    }
+    return {name: float(mask.sum(axis=1).mean()) for name, mask in classes.items()}
+
+
+def rule_statistics(tokens, log_prior=None, binding: str = "data") -> dict[str, float]:
+    """The statistics of N compositions ``tokens`` [N, L].
+
+    Args:
+      tokens: int array [N, L] of compositions.
+      log_prior: optional [N, L] log p(a_t|s_t) under the Reward RNN (NaN reported without it).
+      binding: the NO_EVENT/NOTE_OFF name binding of the rules ("data" or "reference").
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if tokens.ndim != 2 or tokens.shape[0] == 0:
+        raise ValueError(f"tokens must be a non-empty [N, L] array, got shape {tokens.shape}")
+    detections = rules.detect(tokens, binding)
+    steps = tokens.size
+    resolved = np.count_nonzero(detections.leap == rules.LEAP_RESOLVED)
+    doubled = np.count_nonzero(detections.leap == rules.LEAP_DOUBLED)
+    stats = {
+        "repeated_notes": np.count_nonzero(detections.repeated) / steps,
+        "notes_not_in_key": np.count_nonzero(detections.out_of_key) / steps,
+        "starts_with_tonic": float(np.mean(tokens[:, 0] == TONIC)),
+        "leaps_resolved": resolved / (resolved + doubled) if resolved + doubled else float("nan"),
+        "unique_max_note": float(np.mean(detections.unique_max)),
+        "unique_min_note": float(np.mean(detections.unique_min)),
+        "notes_in_motif": np.count_nonzero(detections.motif_size > 0) / steps,
+        "notes_in_repeated_motif": np.count_nonzero(detections.repeated_motif) / steps,
+        "mean_log_prior": float(np.mean(log_prior)) if log_prior is not None else float("nan"),
+        "mean_task_reward": float(
+            sum(rules.reward_terms(detections).values()).sum(axis=1).mean()),
+    }
+    for lag in (1, 2, 3):
+        rho = autocorrelations(tokens, lag)
+        stats[f"autocorr_lag{lag}"] = float(np.nanmean(rho)) if np.any(~np.isnan(rho)) \
+            else float("nan")
+    return {key: float(stats[key]) for key in STATISTIC_KEYS}
