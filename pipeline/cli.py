@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tune)
     tune.add_argument("--algorithm", action="append", default=None,
                       help="q, psi, g or rl_only (repeatable; default: the config's list)")
+
+    evaluate = commands.add_parser("evaluate", help="sample every model, rule statistics")
+    _common(evaluate)
+
+    generate = commands.add_parser("generate", help="write samples of one model")
+    _common(generate)
+    generate.add_argument("--model", required=True, help="mle, q, psi, g or rl_only")
+    generate.add_argument("--num", type=int, required=True, help="how many sequences")
+    generate.add_argument("--out", type=Path, required=True, help="output directory")
     return parser
 
 
@@ -102,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             results = runner.run_pipeline(config, workdir, only=args.only,
                                           from_stage=args.from_stage, force=args.force)
+        elif args.command == "generate":
+            from components import generate
+            paths = generate.generate(config, workdir, args.model, args.num, args.out)
+            print(f"wrote {len(paths)} files to {args.out}")
+            return 0
         elif args.command == "tune":
             algorithms = args.algorithm or config.tune.algorithms
             unknown = sorted(set(algorithms) - set(config_lib.ALGORITHMS))

@@ -157,6 +157,20 @@ class TuneConfig(_Options):
         return self
 
 
+MODELS = ("mle",) + ALGORITHMS
+
+
+class EvaluateConfig(_Options):
+    """evaluate: sample every model and compute the domain's rule statistics."""
+
+    num_samples: int = Field(100_000, ge=1, description="Sequences sampled per model.")
+    models: list[Literal["mle", "q", "psi", "g", "rl_only"]] = Field(
+        default_factory=lambda: list(MODELS), min_length=1,
+        description="Models to evaluate (a missing tuned model is reported and skipped).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    batch_size: int = Field(10_000, ge=1, description="Sequences per sampling graph call.")
+
+
 class Config(_Options):
     """A whole pipeline configuration (one YAML file)."""
 
@@ -167,6 +181,7 @@ class Config(_Options):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     def section(self, stage: str) -> dict[str, Any]:
         """The config values a stage depends on (its fingerprint input)."""
@@ -174,6 +189,8 @@ class Config(_Options):
         values[stage] = getattr(self, stage).model_dump(mode="json")
         if stage in ("tune", "evaluate"):
             values["reward"] = self.reward.model_dump(mode="json")
+        if stage == "evaluate":
+            values["episode_length"] = self.tune.episode_length
         return values
 
 

@@ -26,6 +26,8 @@ class Stage:
     # A stage with variants (tune: one per algorithm) writes one artifact per variant into
     # <name>/<variant>/; ``variant_key`` is the config list that names them.
     variant_key: str | None = None
+    # Inputs used when present (evaluate reads whichever tuned models exist).
+    optional_inputs: tuple[str, ...] = ()
 
     @property
     def command(self) -> str:
@@ -55,6 +57,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", (), "components.prepare_data"),
     Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True),
     Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms"),
+    Stage("evaluate", ("prepare_data", "pretrain"), "components.evaluate",
+          optional_inputs=("tune",)),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
@@ -83,12 +87,17 @@ def default_workdir(config: Config) -> Path:
     return Path("runs") / (config.name or "default")
 
 
-def _input_fingerprint(config: Config, source: Stage, workdir: Path) -> str:
-    """The fingerprint of an input stage's artifact (of all its variants, joined)."""
+def _input_fingerprint(config: Config, source: Stage, workdir: Path,
+                       required: bool = True) -> str:
+    """The fingerprint of an input stage's artifact (of all its variants, joined); an optional
+    input counts only the variants that exist."""
     prints = []
     for variant in source.variants(config):
-        record = artifacts.require_artifact(source.output(workdir, variant), source.name,
-                                            source.command)
+        path = source.output(workdir, variant)
+        if required:
+            record = artifacts.require_artifact(path, source.name, source.command)
+        else:
+            record = artifacts.read_artifact(path) or {"fingerprint": f"missing:{variant}"}
         prints.append(record["fingerprint"])
     return "+".join(prints)
 
@@ -105,9 +114,12 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     if (variant is None) != (spec.variant_key is None):
         raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
     workdir = Path(workdir)
-    inputs = {source: workdir / source for source in spec.inputs}
+    inputs = {source: workdir / source for source in spec.inputs + spec.optional_inputs}
     input_fingerprints = {source: _input_fingerprint(config, stage(source), workdir)
                           for source in spec.inputs}
+    input_fingerprints.update({
+        source: _input_fingerprint(config, stage(source), workdir, required=False)
+        for source in spec.optional_inputs})
     section = spec.section(config, variant)
     fingerprint = artifacts.fingerprint(name, section, input_fingerprints)
     output = spec.output(workdir, variant)

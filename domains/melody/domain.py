@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.melody import encoding, rules
+from domains.melody import encoding, rules, statistics
 
 
 class MelodyDomain:
@@ -26,3 +26,7 @@ class MelodyDomain:
     def task_reward(self, compositions: np.ndarray) -> np.ndarray:
         """r_T of every step, [B, T] float32 (the composition is the episode's actions)."""
         return rules.task_reward(compositions, self.binding).astype(np.float32)
+
+    def statistics(self, compositions: np.ndarray, log_prior: np.ndarray) -> dict[str, float]:
+        """The rule statistics of spec/melody.md section 4 (keys of ARCHITECTURE.md)."""
+        return statistics.rule_statistics(compositions, log_prior, self.binding)

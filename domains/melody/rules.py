@@ -63,8 +63,13 @@ def _previous_pitch(tokens: np.ndarray) -> np.ndarray:
     return prev
 
 
-def _repetition(tokens: np.ndarray, no_event: int, note_off: int) -> np.ndarray:
-    """Rule 2.1 for every step at once, on [B, L, L] comparison masks."""
+def _repetition(tokens: np.ndarray, no_event: int, note_off: int,
+                chunk: int = 4096) -> np.ndarray:
+    """Rule 2.1 for every step at once, on [B, L, L] comparison masks (in batch chunks, to
+    bound memory at 100,000 compositions)."""
+    if len(tokens) > chunk:
+        return np.concatenate([_repetition(tokens[i:i + chunk], no_event, note_off, chunk)
+                               for i in range(0, len(tokens), chunk)])
     batch, length = tokens.shape
     a = tokens[:, :, None]                      # the new token, per step t
     x = tokens[:, None, :]                      # the composition, position j

@@ -1,0 +1,128 @@
+"""evaluate stage: sample N sequences from every model present and compute the rule statistics.
+
+Models: ``mle`` (the pretrained model, softmax of its logits) and each tuned algorithm's sampling
+policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not exist is
+reported in metrics.json (``missing_models``) and the rest is evaluated. The ``data`` row is the
+same statistics on the eval split of the corpus, cut into episode-length pieces, so every model is
+read against the melodies it learned from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+
+from components import sequence_model, tune_agent
+from data_prep import tfrecords
+import domains
+
+log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.json"
+SAMPLES_DIR = "samples"
+
+
+class ModelSampler:
+    """Samples one model's policy in large batches inside one graph, with log p under the prior.
+
+    Args:
+      values: the model whose outputs give the policy (the pretrained model for ``mle``).
+      prior: the pretrained model (the Reward RNN).
+      algorithm: "mle" or a tuning algorithm.
+    """
+
+    def __init__(self, values, prior, algorithm: str, temperature: float = 1.0):
+        # The MLE policy is softmax of the pretrained logits: Psi's policy form on those values.
+        self.policy = tune_agent.SequencePolicy(
+            values, prior, "psi" if algorithm == "mle" else algorithm, temperature)
+        self.prior = prior
+        self._sample = tf.function(self._sample_fn)
+
+    def _sample_fn(self, first_tokens, length):
+        observations, actions = tune_agent.collect_episodes(self.policy, first_tokens, length)
+        return actions, tune_agent.log_prior_of(self.prior, observations, actions)
+
+    def sample(self, first_tokens: np.ndarray, length: int, batch_size: int):
+        """(tokens [N, length] int32, log p(a_t|s_t) [N, length] float32)."""
+        tokens, log_prior = [], []
+        for start in range(0, len(first_tokens), batch_size):
+            batch = tf.constant(first_tokens[start:start + batch_size], tf.int32)
+            t, lp = self._sample(batch, length)
+            tokens.append(t.numpy())
+            log_prior.append(lp.numpy())
+        return np.concatenate(tokens), np.concatenate(log_prior)
+
+
+def load_sampler(workdir_inputs: dict[str, Path], name: str, temperature: float = 1.0):
+    """The sampler of model ``name`` ("mle" or an algorithm), or None if it was not tuned."""
+    pretrain_dir = Path(workdir_inputs["pretrain"])
+    vocab = tfrecords.read_vocab(pretrain_dir)
+    prior = sequence_model.load_model(pretrain_dir, vocab)
+    if name == "mle":
+        return ModelSampler(prior, prior, "mle", temperature)
+    tuned_dir = Path(workdir_inputs["tune"]) / name
+    if not (tuned_dir / "artifact.json").is_file():
+        return None
+    values = sequence_model.load_model(tuned_dir, vocab)
+    return ModelSampler(values, prior, name, temperature)
+
+
+def data_pieces(data_dir: Path, length: int, limit: int) -> np.ndarray:
+    """Eval-split records cut into non-overlapping ``length``-step pieces (at most ``limit``)."""
+    pieces = []
+    for record in tfrecords.load_split(data_dir, "eval"):
+        tokens = record["tokens"].numpy()
+        for start in range(0, len(tokens) - length + 1, length):
+            pieces.append(tokens[start:start + length])
+            if len(pieces) >= limit:
+                return np.array(pieces)
+    if not pieces:
+        raise ValueError(f"no eval record is {length} steps long or longer")
+    return np.array(pieces)
+
+
+def run(config, inputs: dict[str, Path], output: Path) -> dict:
+    """Evaluate every configured model into ``output``; returns a summary per model."""
+    options = config.evaluate
+    length = config.tune.episode_length
+    output = Path(output)
+    (output / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+    domain = domains.get_domain(config.domain, config.reward)
+    first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
+    tf.keras.utils.set_random_seed(config.seed)
+
+    models, missing = {}, []
+    for name in options.models:
+        sampler = load_sampler(inputs, name, options.temperature)
+        if sampler is None:
+            log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG --algorithm %s`)"
+                        "; evaluating the rest", name, name)
+            missing.append(name)
+            continue
+        tokens, log_prior = sampler.sample(first_tokens, length, options.batch_size)
+        np.savez_compressed(output / SAMPLES_DIR / f"{name}.npz", tokens=tokens)
+        models[name] = domain.statistics(tokens, log_prior)
+        log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
+                 models[name]["mean_task_reward"], models[name]["mean_log_prior"])
+
+    # The data row. The prior was trained from each record's first token, so it scores every
+    # later token of a piece (L - 1 per piece) given the ones before it.
+    pieces = data_pieces(Path(inputs["prepare_data"]), length, options.num_samples)
+    prior = load_sampler(inputs, "mle").prior
+    data_log_prior = np.concatenate([
+        tune_agent.log_prior_of(prior, batch[:, :-1], batch[:, 1:]).numpy()
+        for batch in np.array_split(pieces, max(1, len(pieces) // options.batch_size))])
+    np.savez_compressed(output / SAMPLES_DIR / "data.npz", tokens=pieces)
+    models["data"] = domain.statistics(pieces, data_log_prior)
+
+    metrics = {"domain": config.domain, "num_samples": options.num_samples,
+               "name_binding": config.reward.name_binding, "models": models, "missing_models": missing}
+    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    return {"models": sorted(models), "missing_models": missing,
+            **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
+               for name, m in models.items()}}

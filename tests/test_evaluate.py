@@ -1,0 +1,79 @@
+"""evaluate and generate: metrics.json with the contract's keys, samples, missing models."""
+
+import json
+
+import numpy as np
+import pytest
+
+from components import evaluate, generate
+from domains.melody import statistics
+from pipeline import artifacts, config as config_lib, runner
+from tests.conftest import FAST_BEAM_ARGS
+
+
+def small_config(*overrides):
+    return config_lib.load_config("configs/melody_smoke.yaml", [
+        ("prepare_data.beam_args", FAST_BEAM_ARGS), ("tune.num_steps", 4096),
+        ("tune.eval_episodes", 20), ("evaluate.num_samples", 300), *overrides])
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("evaluate")
+    config = small_config()
+    for stage in ("prepare_data", "pretrain"):
+        runner.run_stage(config, stage, workdir)
+    runner.run_stage(config, "tune", workdir, variant="q")  # psi, g, rl_only never tuned
+    result = runner.run_stage(config, "evaluate", workdir)
+    return workdir, config, result
+
+
+def test_metrics_have_the_contract_keys_and_missing_models_are_reported(evaluated):
+    _, _, result = evaluated
+    metrics = json.loads((result.path / evaluate.METRICS_FILE).read_text())
+    assert metrics["domain"] == "melody" and metrics["num_samples"] == 300
+    assert sorted(metrics["models"]) == ["data", "mle", "q"]
+    assert metrics["missing_models"] == ["psi", "g", "rl_only"]
+    for row in metrics["models"].values():
+        assert set(row) == set(statistics.STATISTIC_KEYS)
+        assert 0 <= row["notes_not_in_key"] <= 1 and row["mean_log_prior"] < 0
+
+
+def test_samples_are_saved_and_recompute_the_statistics(evaluated):
+    _, config, result = evaluated
+    metrics = json.loads((result.path / evaluate.METRICS_FILE).read_text())
+    tokens = np.load(result.path / "samples" / "q.npz")["tokens"]
+    assert tokens.shape == (300, 32) and tokens.min() >= 0 and tokens.max() < 38
+    recomputed = statistics.rule_statistics(tokens)
+    for key in ("repeated_notes", "notes_in_motif", "mean_task_reward"):
+        assert recomputed[key] == pytest.approx(metrics["models"]["q"][key])
+    data = np.load(result.path / "samples" / "data.npz")["tokens"]
+    assert data.shape[1] == 32
+
+
+def test_generate_writes_midi_at_80_qpm_with_pitch_token_plus_46(evaluated, tmp_path):
+    import note_seq
+
+    workdir, config, _ = evaluated
+    paths = generate.generate(config, workdir, "q", 3, tmp_path / "out")
+    assert len(paths) == 3 and all(p.suffix == ".mid" for p in paths)
+    sequence = note_seq.midi_file_to_note_sequence(str(paths[0]))
+    assert sequence.tempos[0].qpm == pytest.approx(80.0)
+    assert all(48 <= note.pitch <= 83 for note in sequence.notes)
+
+
+def test_generate_bad_requests(evaluated, tmp_path):
+    workdir, config, _ = evaluated
+    with pytest.raises(ValueError, match="unknown model 'bach'"):
+        generate.generate(config, workdir, "bach", 3, tmp_path)
+    with pytest.raises(ValueError, match="positive"):
+        generate.generate(config, workdir, "mle", 0, tmp_path)
+    with pytest.raises(artifacts.MissingArtifactError, match="--algorithm psi"):
+        generate.generate(config, workdir, "psi", 3, tmp_path)
+
+
+def test_bad_evaluate_settings_are_config_errors():
+    with pytest.raises(config_lib.ConfigError, match=r"evaluate\.num_samples"):
+        small_config(("evaluate.num_samples", 0))
+    with pytest.raises(config_lib.ConfigError, match=r"evaluate\.models"):
+        small_config(("evaluate.models", ["mle", "bach"]))
