@@ -29,7 +29,7 @@ def smoke_run(tmp_path_factory):
 
 def test_run_smoke_config_end_to_end(smoke_run):
     workdir, result = smoke_run
-    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
+    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g", "evaluate"):
         assert f"{stage}: done" in result.stdout
     stats = json.loads((workdir / "prepare_data" / "stats.json").read_text())
     assert stats["inputs_read"] == 60 and stats["records_out"]["train"] > 0
@@ -47,7 +47,7 @@ def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_
     workdir, _ = smoke_run
     again = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE)
     assert again.returncode == 0, again.stderr[-3000:]
-    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
+    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g", "evaluate"):
         assert f"{stage}: up to date" in again.stdout
     changed = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
                        "--set", "tune.gamma=0.4")
@@ -55,6 +55,7 @@ def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_
     assert "prepare_data: up to date" in changed.stdout
     assert "pretrain: up to date" in changed.stdout
     assert "tune/psi: done" in changed.stdout and "tune/g: done" in changed.stdout
+    assert "evaluate: done" in changed.stdout
 
 
 def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
@@ -65,6 +66,17 @@ def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
     assert "tune/rl_only: done" in result.stdout and "tune/psi" not in result.stdout
     bad = seqtutor("tune", SMOKE, "--workdir", str(workdir), "--algorithm", "dqn")
     assert bad.returncode == 2 and "--algorithm: unknown ['dqn']" in bad.stderr
+
+
+def test_generate_writes_midi_files(smoke_run, tmp_path):
+    workdir, _ = smoke_run
+    result = seqtutor("generate", SMOKE, "--workdir", str(workdir), "--model", "psi",
+                      "--num", "4", "--out", str(tmp_path / "midi"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "midi").glob("psi_*.mid"))) == 4
+    bad = seqtutor("generate", SMOKE, "--workdir", str(workdir), "--model", "bach",
+                   "--num", "4", "--out", str(tmp_path / "midi"))
+    assert bad.returncode == 1 and "unknown model 'bach'" in bad.stderr
 
 
 def test_unknown_key_fails_before_any_stage_and_names_the_key(tmp_path):
