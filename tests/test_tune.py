@@ -196,3 +196,11 @@ def test_boltzmann_exploration_samples_the_policy_and_trains():
     tuner.collect()
     loss, _ = tuner.train()
     assert np.isfinite(loss) and int(tuner.replay.size.numpy()) == 64
+
+
+def test_priming_tokens_cover_all_38_classes():
+    """The reference never drew token 37 as the priming token; we draw all 38 uniformly."""
+    domain = domains.get_domain("melody", smoke_config().reward)
+    first = domain.priming_tokens(np.random.default_rng(0), 20000)
+    counts = np.bincount(first, minlength=38)
+    assert len(counts) == 38 and counts.min() > 400 and counts[37] > 400
