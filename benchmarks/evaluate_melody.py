@@ -15,7 +15,7 @@ import platform
 import time
 
 from pipeline import config as config_lib
-from components import evaluate, sequence_model
+from components import sequence_model
 from domains.melody import rules_reference, statistics
 
 import numpy as np
@@ -51,12 +51,13 @@ def main() -> None:
     config = config_lib.load_config(args.config)
     length = config.tune.episode_length
     model = sequence_model.build_model(38, config.pretrain.lstm_units)
-    sampler = evaluate.ModelSampler(model, model, "mle")
+    sampler = sequence_model.PolicySampler(model)  # what evaluate uses for the MLE model
     first = np.random.default_rng(0).integers(0, 38, args.num, dtype=np.int32)
-    sampler.sample(first[:config.evaluate.batch_size], length, config.evaluate.batch_size)
+    batch = config.evaluate.batch_size
+    sampler.sample(first[:batch], length, batch_size=batch)  # trace the graph
 
     started = time.perf_counter()
-    tokens, log_prior = sampler.sample(first, length, config.evaluate.batch_size)
+    tokens, log_prior = sampler.sample(first, length, batch_size=batch)
     sampled = time.perf_counter() - started
     statistics.rule_statistics(tokens, log_prior)
     total = time.perf_counter() - started

@@ -1,5 +1,9 @@
 """evaluate stage: sample N sequences from every model present and compute the rule statistics.
 
+Sampling runs the whole loop in one graph per batch of 10,000 (``sequence_model.PolicySampler``,
+the same policies as the tuner's ``SequencePolicy`` without the TF-Agents wrapper, which costs
+twice the time at this batch size).
+
 Models: ``mle`` (the pretrained model, softmax of its logits) and each tuned algorithm's sampling
 policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not exist is
 reported in metrics.json (``missing_models``) and the rest is evaluated. The ``data`` row is the
@@ -27,49 +31,22 @@ METRICS_FILE = "metrics.json"
 SAMPLES_DIR = "samples"
 
 
-class ModelSampler:
-    """Samples one model's policy in large batches inside one graph, with log p under the prior.
+def load_sampler(workdir_inputs: dict[str, Path], name: str):
+    """The sampler of model ``name``, or None if it was not tuned.
 
-    Args:
-      values: the model whose outputs give the policy (the pretrained model for ``mle``).
-      prior: the pretrained model (the Reward RNN).
-      algorithm: "mle" or a tuning algorithm.
+    ``mle`` samples softmax of the pretrained logits; ``q``, ``psi`` and ``rl_only`` softmax of
+    their tuned network's outputs; ``g`` p(a|s) exp(G(s, a)). All are scored under the prior.
     """
-
-    def __init__(self, values, prior, algorithm: str, temperature: float = 1.0):
-        # The MLE policy is softmax of the pretrained logits: Psi's policy form on those values.
-        self.policy = tune_agent.SequencePolicy(
-            values, prior, "psi" if algorithm == "mle" else algorithm, temperature)
-        self.prior = prior
-        self._sample = tf.function(self._sample_fn)
-
-    def _sample_fn(self, first_tokens, length):
-        observations, actions = tune_agent.collect_episodes(self.policy, first_tokens, length)
-        return actions, tune_agent.log_prior_of(self.prior, observations, actions)
-
-    def sample(self, first_tokens: np.ndarray, length: int, batch_size: int):
-        """(tokens [N, length] int32, log p(a_t|s_t) [N, length] float32)."""
-        tokens, log_prior = [], []
-        for start in range(0, len(first_tokens), batch_size):
-            batch = tf.constant(first_tokens[start:start + batch_size], tf.int32)
-            t, lp = self._sample(batch, length)
-            tokens.append(t.numpy())
-            log_prior.append(lp.numpy())
-        return np.concatenate(tokens), np.concatenate(log_prior)
-
-
-def load_sampler(workdir_inputs: dict[str, Path], name: str, temperature: float = 1.0):
-    """The sampler of model ``name`` ("mle" or an algorithm), or None if it was not tuned."""
     pretrain_dir = Path(workdir_inputs["pretrain"])
     vocab = tfrecords.read_vocab(pretrain_dir)
     prior = sequence_model.load_model(pretrain_dir, vocab)
     if name == "mle":
-        return ModelSampler(prior, prior, "mle", temperature)
+        return sequence_model.PolicySampler(prior)
     tuned_dir = Path(workdir_inputs["tune"]) / name
     if not (tuned_dir / "artifact.json").is_file():
         return None
     values = sequence_model.load_model(tuned_dir, vocab)
-    return ModelSampler(values, prior, name, temperature)
+    return sequence_model.PolicySampler(values, prior, add_prior_logits=name == "g")
 
 
 def data_pieces(data_dir: Path, length: int, limit: int) -> np.ndarray:
@@ -98,13 +75,14 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
 
     models, missing = {}, []
     for name in options.models:
-        sampler = load_sampler(inputs, name, options.temperature)
+        sampler = load_sampler(inputs, name)
         if sampler is None:
             log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG --algorithm %s`)"
                         "; evaluating the rest", name, name)
             missing.append(name)
             continue
-        tokens, log_prior = sampler.sample(first_tokens, length, options.batch_size)
+        tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
+                                           seed=config.seed, batch_size=options.batch_size)
         np.savez_compressed(output / SAMPLES_DIR / f"{name}.npz", tokens=tokens)
         models[name] = domain.statistics(tokens, log_prior)
         log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
@@ -113,7 +91,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     # The data row. The prior was trained from each record's first token, so it scores every
     # later token of a piece (L - 1 per piece) given the ones before it.
     pieces = data_pieces(Path(inputs["prepare_data"]), length, options.num_samples)
-    prior = load_sampler(inputs, "mle").prior
+    prior = sequence_model.load_model(Path(inputs["pretrain"]))
     data_log_prior = np.concatenate([
         tune_agent.log_prior_of(prior, batch[:, :-1], batch[:, 1:]).numpy()
         for batch in np.array_split(pieces, max(1, len(pieces) // options.batch_size))])

@@ -27,14 +27,16 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
     workdir = Path(workdir)
     artifacts.require_artifact(workdir / "pretrain", "pretrain", "seqtutor pretrain CONFIG")
     inputs = {"pretrain": workdir / "pretrain", "tune": workdir / "tune"}
-    sampler = evaluate.load_sampler(inputs, model, config.evaluate.temperature)
+    sampler = evaluate.load_sampler(inputs, model)
     if sampler is None:
         raise artifacts.MissingArtifactError(
             f"no tuned model {model!r} in {workdir / 'tune'}: run "
             f"`seqtutor tune CONFIG --algorithm {model}` first")
     domain = domains.get_domain(config.domain, config.reward)
     first = domain.priming_tokens(np.random.default_rng(config.seed), num)
-    tokens, _ = sampler.sample(first, config.tune.episode_length, config.evaluate.batch_size)
+    tokens, _ = sampler.sample(first, config.tune.episode_length,
+                               temperature=config.evaluate.temperature, seed=config.seed,
+                               batch_size=config.evaluate.batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

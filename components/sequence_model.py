@@ -117,61 +117,70 @@ class StepModel(tf.Module):
             new_state += [h, c]
         return self.head(x), tuple(new_state)
 
-    @tf.function
-    def sample(self, first_tokens, length, temperature=1.0, seed=None):
-        """Sample ``length`` tokens after ``first_tokens`` [B] in one graph.
 
-        Returns:
-          (tokens [B, length] int32, log-probabilities [B, length] of the sampled tokens under
-          the model at temperature 1).
-        """
-        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64) if seed is None else seed
-        first_tokens = tf.cast(first_tokens, tf.int32)
+class PolicySampler(tf.Module):
+    """Samples sequences in one graph from softmax(values), or from p(a|s) exp(values) when
+    ``add_prior_logits`` (G-learning's policy), and scores them under the prior.
+
+    With ``values is prior`` (the MLE model) the model runs once per step.
+    """
+
+    def __init__(self, values: keras.Model, prior: keras.Model | None = None,
+                 add_prior_logits: bool = False):
+        super().__init__(name="policy_sampler")
+        self.values = StepModel(values)
+        self.prior = None if prior is None or prior is values else StepModel(prior)
+        self.add_prior_logits = add_prior_logits
+        self._sample = tf.function(self._sample_fn)
+
+    def _sample_fn(self, first_tokens, length, temperature, seed):
         batch = tf.shape(first_tokens)[0]
         tokens = tf.TensorArray(tf.int32, size=length)
         log_probs = tf.TensorArray(tf.float32, size=length)
-        state = self.zero_state(batch)
+        value_state = self.values.zero_state(batch)
+        prior_state = self.prior.zero_state(batch) if self.prior is not None else ()
         current = first_tokens
         for t in tf.range(length):
-            logits, state = self.step(current, state)
+            logits, value_state = self.values.step(current, value_state)
+            if self.prior is not None:
+                prior_logits, prior_state = self.prior.step(current, prior_state)
+                log_prior = tf.nn.log_softmax(prior_logits)
+            else:
+                log_prior = tf.nn.log_softmax(logits)
+            if self.add_prior_logits:
+                logits = logits + log_prior
             step_seed = tf.stack([seed[0], seed[1] + tf.cast(t, tf.int64)])
             current = tf.cast(tf.random.stateless_categorical(
                 logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
-            log_p = tf.nn.log_softmax(logits)
             tokens = tokens.write(t, current)
-            log_probs = log_probs.write(t, tf.gather(log_p, current, batch_dims=1))
+            log_probs = log_probs.write(t, tf.gather(log_prior, current, batch_dims=1))
         return tf.transpose(tokens.stack()), tf.transpose(log_probs.stack())
+
+    def sample(self, first_tokens, length: int, *, temperature: float = 1.0, seed: int = 0,
+               batch_size: int = 10000):
+        """(tokens [N, length] int32, log p(token | prefix) under the prior [N, length])."""
+        import numpy as np
+
+        first_tokens = np.asarray(first_tokens, dtype=np.int32)
+        tokens, log_probs = [], []
+        for i, start in enumerate(range(0, len(first_tokens), batch_size)):
+            t, lp = self._sample(tf.constant(first_tokens[start:start + batch_size]),
+                                 tf.constant(length), tf.constant(temperature, tf.float32),
+                                 tf.constant([seed, i * 1_000_003], dtype=tf.int64))
+            tokens.append(t.numpy())
+            log_probs.append(lp.numpy())
+        if not tokens:
+            return np.zeros((0, length), np.int32), np.zeros((0, length), np.float32)
+        return np.concatenate(tokens), np.concatenate(log_probs)
 
 
 def sample(model: keras.Model, first_tokens, length: int, *, temperature: float = 1.0,
            seed: int = 0, batch_size: int = 10000):
-    """Sample one sequence of ``length`` tokens per priming token, in large batches.
-
-    Args:
-      model: a sequence model (see :func:`build_model`).
-      first_tokens: int array [N], the priming token of each sequence (input only).
-      length: tokens to generate per sequence.
-      temperature: softmax temperature (1: the model's distribution).
-      seed: random seed; the same seed gives the same samples.
-      batch_size: sequences per graph call.
-
-    Returns:
-      (tokens [N, length] int32 numpy array, log-probabilities [N, length] float32).
-    """
-    import numpy as np
-
-    runner = StepModel(model)
-    first_tokens = np.asarray(first_tokens, dtype=np.int32)
-    tokens, log_probs = [], []
-    for i, start in enumerate(range(0, len(first_tokens), batch_size)):
-        batch = tf.constant(first_tokens[start:start + batch_size])
-        t, lp = runner.sample(batch, tf.constant(length), tf.constant(temperature, tf.float32),
-                              tf.constant([seed, i * 1_000_003], dtype=tf.int64))
-        tokens.append(t.numpy())
-        log_probs.append(lp.numpy())
-    if not tokens:
-        return np.zeros((0, length), np.int32), np.zeros((0, length), np.float32)
-    return np.concatenate(tokens), np.concatenate(log_probs)
+    """Sample one sequence of ``length`` tokens per priming token from ``model``, in large
+    batches; returns (tokens [N, length], log-probabilities of them under the model at
+    temperature 1). The same seed gives the same samples."""
+    return PolicySampler(model).sample(first_tokens, length, temperature=temperature,
+                                       seed=seed, batch_size=batch_size)
 
 
 def save_model(model: keras.Model, directory: Path) -> Path:

@@ -113,3 +113,22 @@ def test_resumed_run_continues_from_the_checkpoint_step(tiny_data, tmp_path, mon
 def test_missing_dataset_names_the_stage_to_run_first(tmp_path):
     with pytest.raises(artifacts.MissingArtifactError, match="seqtutor prepare-data"):
         runner.run_stage(pretrain_config(), "pretrain", tmp_path / "empty")
+
+
+def test_g_policy_sampler_scores_under_the_prior():
+    """G's sampler draws from p(a|s) exp(G(s,a)) and reports log p under the prior."""
+    prior = sequence_model.build_model(38, [12])
+    values = sequence_model.build_model(38, [12])
+    first = np.arange(38)
+    tokens, log_prior = sequence_model.PolicySampler(values, prior, add_prior_logits=True) \
+        .sample(first, 6, seed=3)
+    inputs = np.concatenate([first[:, None], tokens[:, :-1]], axis=1)
+    expected = np.take_along_axis(tf.nn.log_softmax(prior(inputs)).numpy(),
+                                  tokens[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(log_prior, expected, rtol=1e-4, atol=1e-5)
+    # With a huge G on token 5, every sample is token 5 whatever the prior says.
+    bias = values.get_layer("logits").bias
+    bias.assign(tf.one_hot(5, 38) * 1000.0)
+    tokens, _ = sequence_model.PolicySampler(values, prior, add_prior_logits=True).sample(
+        first, 4, seed=3)
+    assert np.all(tokens == 5)
