@@ -22,7 +22,7 @@ from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from components import sequence_model, tune_agent
+from components import report, sequence_model, tune_agent
 from data_prep import tfrecords
 import domains
 
@@ -73,7 +73,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
     tf.keras.utils.set_random_seed(config.seed)
 
-    models, missing = {}, []
+    models, missing, samples = {}, [], {}
     for name in options.models:
         sampler = load_sampler(inputs, name)
         if sampler is None:
@@ -84,6 +84,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
                                            seed=config.seed, batch_size=options.batch_size)
         np.savez_compressed(output / SAMPLES_DIR / f"{name}.npz", tokens=tokens)
+        samples[name] = tokens[:3]
         models[name] = domain.statistics(tokens, log_prior)
         log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                  models[name]["mean_task_reward"], models[name]["mean_log_prior"])
@@ -96,11 +97,15 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         tune_agent.log_prior_of(prior, batch[:, :-1], batch[:, 1:]).numpy()
         for batch in np.array_split(pieces, max(1, len(pieces) // options.batch_size))])
     np.savez_compressed(output / SAMPLES_DIR / "data.npz", tokens=pieces)
+    samples["data"] = pieces[np.linspace(0, len(pieces) - 1, 3).astype(int)]  # apart
     models["data"] = domain.statistics(pieces, data_log_prior)
 
     metrics = {"domain": config.domain, "num_samples": options.num_samples,
                "name_binding": config.reward.name_binding, "models": models, "missing_models": missing}
     (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    report_path = report.write_report(output, metrics, samples,
+                                      report.read_curves(Path(inputs["tune"])))
+    log.info("evaluate: wrote %s", report_path.name)
     return {"models": sorted(models), "missing_models": missing,
             **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
                for name, m in models.items()}}

@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         state = "up to date" if result.skipped else f"done in {result.seconds:.1f} s"
         print(f"{result.name}: {state} -> {result.path}")
+        if result.name == "evaluate":
+            print(f"report: {result.path / 'report.html'}")
     return 0
 
 
