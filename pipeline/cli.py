@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--algorithm", action="append", default=None,
                       help="q, psi, g or rl_only (repeatable; default: the config's list)")
 
+    compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
+    _common(compile_)
+    compile_.add_argument("--output", type=Path, required=True, help="pipeline spec YAML")
+    compile_.add_argument("--image", default="seqtutor:latest",
+                          help="the project's container image (see Dockerfile)")
+    compile_.add_argument("--pipeline-workdir", default="/tmp/seqtutor",
+                          help="workdir inside the components, e.g. /gcs/BUCKET/runs/NAME")
+    compile_.add_argument("--accelerator-type", default="NVIDIA_TESLA_T4",
+                          help="GPU type for the tune component")
+    compile_.add_argument("--accelerator-count", type=int, default=1,
+                          help="GPUs for the tune component (0: none)")
+
     evaluate = commands.add_parser("evaluate", help="sample every model, rule statistics")
     _common(evaluate)
 
@@ -111,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             results = runner.run_pipeline(config, workdir, only=args.only,
                                           from_stage=args.from_stage, force=args.force)
+        elif args.command == "compile":
+            from pipeline import kfp_pipeline
+            kfp_pipeline.compile_pipeline(
+                config, str(args.output), image=args.image, workdir=args.pipeline_workdir,
+                accelerator_type=args.accelerator_type,
+                accelerator_count=args.accelerator_count)
+            print(f"wrote {args.output}")
+            return 0
         elif args.command == "generate":
             from components import generate
             paths = generate.generate(config, workdir, args.model, args.num, args.out)
