@@ -18,36 +18,26 @@ DEFAULT_IMAGE = "seqtutor:latest"
 STAGE_COMPONENTS = ("prepare-data", "pretrain", "tune", "evaluate")
 
 
-def execute_stage(stage: str, config_json: str, workdir: str) -> str:
-    """Run one stage (every configured variant) inside a component; returns the workdir."""
-    from pipeline import config as config_lib, runner
-
-    config = config_lib.config_from_dict(json.loads(config_json))
-    spec = runner.stage(stage)
-    for variant in spec.variants(config):
-        runner.run_stage(config, stage, workdir, variant=variant)
-    return workdir
-
-
 # Lightweight components: each body imports the installed package, so the same code runs in
-# the container image and in kfp.local's SubprocessRunner.
+# the container image and in kfp.local's SubprocessRunner. (The stage runner lives outside this
+# module: importing kfp's compiler inside a running component is a circular import.)
 def prepare_data(config_json: str, workdir: str) -> str:
-    from pipeline.kfp_pipeline import execute_stage
+    from pipeline.runner import execute_stage
     return execute_stage("prepare_data", config_json, workdir)
 
 
 def pretrain(config_json: str, workdir: str) -> str:
-    from pipeline.kfp_pipeline import execute_stage
+    from pipeline.runner import execute_stage
     return execute_stage("pretrain", config_json, workdir)
 
 
 def tune(config_json: str, workdir: str) -> str:
-    from pipeline.kfp_pipeline import execute_stage
+    from pipeline.runner import execute_stage
     return execute_stage("tune", config_json, workdir)
 
 
 def evaluate(config_json: str, workdir: str) -> str:
-    from pipeline.kfp_pipeline import execute_stage
+    from pipeline.runner import execute_stage
     return execute_stage("evaluate", config_json, workdir)
 
 

@@ -168,8 +168,10 @@ def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypa
     monkeypatch.setattr(MelodyDomain, "task_reward",
                         lambda self, tokens: np.full(tokens.shape, np.nan, np.float32))
     config = smoke_config(("tune.num_steps", 4096))
-    with pytest.raises(runner.StageError, match="not finite"):
+    with pytest.raises(runner.StageError, match="stage tune/g failed.*not finite"):
         runner.run_stage(config, "tune", pretrained_workdir, variant="g")
+    # The failure leaves the earlier stages' artifacts as they were.
+    assert artifacts.read_artifact(pretrained_workdir / "pretrain")["stage"] == "pretrain"
 
 
 def test_missing_pretrain_artifact_names_the_stage(tmp_path):
