@@ -73,7 +73,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
     tf.keras.utils.set_random_seed(config.seed)
 
-    models, missing, samples = {}, [], {}
+    models, missing, samples, intervals = {}, [], {}, {}
     for name in options.models:
         sampler = load_sampler(inputs, name)
         if sampler is None:
@@ -86,6 +86,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         np.savez_compressed(output / SAMPLES_DIR / f"{name}.npz", tokens=tokens)
         samples[name] = tokens[:3]
         models[name] = domain.statistics(tokens, log_prior)
+        intervals[name] = domain.interval_counts(tokens)
         log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                  models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 
@@ -99,9 +100,11 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     np.savez_compressed(output / SAMPLES_DIR / "data.npz", tokens=pieces)
     samples["data"] = pieces[np.linspace(0, len(pieces) - 1, 3).astype(int)]  # apart
     models["data"] = domain.statistics(pieces, data_log_prior)
+    intervals["data"] = domain.interval_counts(pieces)
 
     metrics = {"domain": config.domain, "num_samples": options.num_samples,
-               "name_binding": config.reward.name_binding, "models": models, "missing_models": missing}
+               "name_binding": config.reward.name_binding, "models": models,
+               "missing_models": missing, "intervals_per_composition": intervals}
     (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
     report_path = report.write_report(output, metrics, samples,
                                       report.read_curves(Path(inputs["tune"])))

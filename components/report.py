@@ -115,12 +115,17 @@ def _cell(value) -> str:
 
 
 def statistics_table(models: dict[str, dict]) -> str:
+    """Models side by side, the MLE row's distance to the data, and the paper's Table 1."""
     names = [m for m in MODEL_ORDER if m in models]
+    compare = "data" in models and "mle" in models
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    head += "<th>mle - data</th>" if compare else ""
     paper_head = "".join(f"<th class='paper'>paper {n}</th>" for n in ("MLE", "Q", "Psi", "G"))
     rows = []
     for key in STATISTIC_KEYS:
         cells = "".join(f"<td>{_cell(models[n].get(key))}</td>" for n in names)
+        if compare:
+            cells += f"<td>{_cell(models['mle'][key] - models['data'][key])}</td>"
         paper = PAPER_TABLE_1.get(key, (None,) * 4)
         paper_cells = "".join(f"<td class='paper'>{_cell(v)}</td>" for v in paper)
         rows.append(f"<tr><th>{key}</th>{cells}{paper_cells}</tr>")
@@ -156,6 +161,17 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         parts.append(f"<p>Not tuned, so not evaluated: "
                      f"{html.escape(', '.join(metrics['missing_models']))}.</p>")
     parts += ["<h2>Rule statistics</h2>", statistics_table(metrics["models"])]
+    intervals = metrics.get("intervals_per_composition")
+    if intervals:
+        names = [m for m in MODEL_ORDER if m in intervals]
+        kinds = list(next(iter(intervals.values())))
+        rows = "".join(
+            f"<tr><th>{kind}</th>"
+            + "".join(f"<td>{_cell(intervals[n][kind])}</td>" for n in names) + "</tr>"
+            for kind in kinds)
+        parts += ["<h2>Intervals per composition</h2>",
+                  "<table><thead><tr><th>interval</th>"
+                  + "".join(f"<th>{n}</th>" for n in names) + f"</tr></thead>{rows}</table>"]
     curve_image = curves_png(curves)
     if curve_image:
         parts += ["<h2>Training curves (paper Figure 2)</h2>",

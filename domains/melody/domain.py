@@ -30,3 +30,7 @@ class MelodyDomain:
     def statistics(self, compositions: np.ndarray, log_prior: np.ndarray) -> dict[str, float]:
         """The rule statistics of spec/melody.md section 4 (keys of ARCHITECTURE.md)."""
         return statistics.rule_statistics(compositions, log_prior, self.binding)
+
+    def interval_counts(self, compositions: np.ndarray) -> dict[str, float]:
+        """Mean interval counts per composition (octaves, sevenths, ..., rests)."""
+        return statistics.interval_counts(rules.detect(compositions, self.binding))
