@@ -95,3 +95,19 @@ def test_vectorised_statistics_equal_a_plain_loop(binding):
     vectorised = statistics.rule_statistics(tokens, binding=binding)
     for key, value in _loop_statistics(tokens, binding).items():
         assert vectorised[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_repeated_motif_and_autocorrelation_lags_by_hand():
+    # C E G + 5 holds, twice: the second window (steps 8..15) repeats the first, so step 15 is
+    # in a repeated motif (1 of 16 steps). Steps 7 and 15 end motif windows, and so do steps
+    # 8..14 (each trailing window still holds C, E and G): 9 of 16 steps are in a motif.
+    motif = [C4, E4, G4, 0, 0, 0, 0, 0]
+    stats = statistics.rule_statistics(np.array([motif * 2]))
+    assert stats["notes_in_repeated_motif"] == 1 / 16
+    assert stats["notes_in_motif"] == 9 / 16
+    # Period-8 sequence: lag-k autocorrelation from the definition, written out.
+    x = np.array(motif * 2, dtype=float)
+    c = x - x.mean()
+    for lag in (2, 3):
+        expected = np.sum(c[:-lag] * c[lag:]) / 16 / x.var()
+        assert stats[f"autocorr_lag{lag}"] == pytest.approx(expected)
