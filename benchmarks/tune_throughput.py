@@ -22,8 +22,6 @@ import domains
 from benchmarks.pretrain_melody import supervised_tokens_per_second
 from components import sequence_model, tune
 
-import numpy as np
-import tensorflow as tf
 
 
 def tuning_throughput(config, algorithm: str, env_steps: int) -> dict:

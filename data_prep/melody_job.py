@@ -15,7 +15,6 @@ same code runs on the DirectRunner, Dataflow, Flink or Spark.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import hashlib
 import json
 import logging
