@@ -1,0 +1,9 @@
+"""Performance scripts; their latest figures live in docs/benchmarks.md."""
+
+import os
+import platform
+
+
+def machine() -> str:
+    """The machine a figure came from, as the benchmarks print it."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

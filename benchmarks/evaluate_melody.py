@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
+from benchmarks import machine
 from pipeline import config as config_lib
 from components import sequence_model
 from domains.melody import rules_reference, statistics
@@ -67,7 +66,7 @@ def main() -> None:
     per_melody_reference = reference / args.reference_num
     print(json.dumps({
         "benchmark": "evaluate_melody",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "network": f"LSTM{config.pretrain.lstm_units}", "melodies": args.num,
         "sampling_seconds": round(sampled, 2), "sampling_and_statistics_seconds": round(total, 2),
         "reference_melodies": args.reference_num,

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import machine
 from pipeline import config as config_lib
 from data_prep import melody_job
 
@@ -39,7 +38,7 @@ def main() -> None:
     child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result = {
         "benchmark": "prepare_data_melody",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "inputs": stats["inputs_read"],
         "wall_seconds": round(seconds, 1),
         "tunes_per_second": round(stats["inputs_read"] / seconds, 1),

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
+from benchmarks import machine
 from pipeline import config as config_lib, runner
 from components import pretrain, sequence_model
 
@@ -55,7 +54,7 @@ def main() -> None:
     length = config.prepare_data.sequence_length - 1
     result = {
         "benchmark": "pretrain_melody",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "network": f"LSTM{config.pretrain.lstm_units}",
         "batch": f"{config.pretrain.batch_size} x {length} tokens",
         "train_tokens_per_second": round(supervised_tokens_per_second(

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
+from benchmarks import machine
 from pipeline import config as config_lib
 import domains
 from benchmarks.pretrain_melody import supervised_tokens_per_second
@@ -69,7 +68,7 @@ def main() -> None:
         seconds=max(10.0, tuning["seconds"] / 4))
     result = {
         "benchmark": "tune_throughput",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "algorithm": args.algorithm,
         "network": f"LSTM{config.pretrain.lstm_units}",
         "batch": f"{config.tune.batch_episodes} episodes x {config.tune.episode_length} tokens",

@@ -15,6 +15,8 @@ from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
 
 import tensorflow as tf
 
+from components import kl_control
+
 keras = tf.keras
 MODEL_FILE = "model.keras"
 
@@ -148,7 +150,7 @@ class PolicySampler(tf.Module):
             else:
                 log_prior = tf.nn.log_softmax(logits)
             if self.add_prior_logits:
-                logits = logits + log_prior
+                logits = kl_control.policy_logits(logits, log_prior, "g")
             step_seed = tf.stack([seed[0], seed[1] + tf.cast(t, tf.int64)])
             current = tf.cast(tf.random.stateless_categorical(
                 logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
