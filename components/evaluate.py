@@ -29,6 +29,7 @@ import domains
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 SAMPLES_DIR = "samples"
+SHOWN_SAMPLES = 12  # per model, in the report (the melody report plays the first 3)
 
 
 def load_sampler(workdir_inputs: dict[str, Path], name: str):
@@ -49,31 +50,19 @@ def load_sampler(workdir_inputs: dict[str, Path], name: str):
     return sequence_model.PolicySampler(values, prior, add_prior_logits=name == "g")
 
 
-def data_pieces(data_dir: Path, length: int, limit: int) -> np.ndarray:
-    """Eval-split records cut into non-overlapping ``length``-step pieces (at most ``limit``)."""
-    pieces = []
-    for record in tfrecords.load_split(data_dir, "eval"):
-        tokens = record["tokens"].numpy()
-        for start in range(0, len(tokens) - length + 1, length):
-            pieces.append(tokens[start:start + length])
-            if len(pieces) >= limit:
-                return np.array(pieces)
-    if not pieces:
-        raise ValueError(f"no eval record is {length} steps long or longer")
-    return np.array(pieces)
-
-
 def run(config, inputs: dict[str, Path], output: Path) -> dict:
     """Evaluate every configured model into ``output``; returns a summary per model."""
     options = config.evaluate
-    length = config.tune.episode_length
     output = Path(output)
     (output / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-    domain = domains.get_domain(config.domain, config.reward)
+    data_dir = Path(inputs["prepare_data"])
+    domain = domains.get_domain(config.domain, config.reward,
+                                tfrecords.read_vocab(inputs["pretrain"]), data_dir)
+    length = domain.episode_length(config.tune.episode_length)
     first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
     tf.keras.utils.set_random_seed(config.seed)
 
-    models, missing, samples, intervals = {}, [], {}, {}
+    models, missing, samples, details = {}, [], {}, {}
     for name in options.models:
         sampler = load_sampler(inputs, name)
         if sampler is None:
@@ -83,31 +72,33 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             continue
         tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
                                            seed=config.seed, batch_size=options.batch_size)
-        np.savez_compressed(output / SAMPLES_DIR / f"{name}.npz", tokens=tokens)
-        samples[name] = tokens[:3]
-        models[name] = domain.statistics(tokens, log_prior)
-        intervals[name] = domain.interval_counts(tokens)
+        domain.write_samples(output / SAMPLES_DIR / name, tokens)
+        samples[name] = tokens[:SHOWN_SAMPLES]
+        models[name], details[name] = domain.evaluate(tokens, log_prior)
         log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                  models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 
-    # The data row. The prior was trained from each record's first token, so it scores every
-    # later token of a piece (L - 1 per piece) given the ones before it.
-    pieces = data_pieces(Path(inputs["prepare_data"]), length, options.num_samples)
+    # The data row: eval-split sequences, scored under the prior like a model's samples.
+    compositions, observations, actions = domain.data_episodes(
+        tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length, options.num_samples)
     prior = sequence_model.load_model(Path(inputs["pretrain"]))
+    batches = max(1, len(actions) // options.batch_size)
     data_log_prior = np.concatenate([
-        tune_agent.log_prior_of(prior, batch[:, :-1], batch[:, 1:]).numpy()
-        for batch in np.array_split(pieces, max(1, len(pieces) // options.batch_size))])
-    np.savez_compressed(output / SAMPLES_DIR / "data.npz", tokens=pieces)
-    samples["data"] = pieces[np.linspace(0, len(pieces) - 1, 3).astype(int)]  # apart
-    models["data"] = domain.statistics(pieces, data_log_prior)
-    intervals["data"] = domain.interval_counts(pieces)
+        tune_agent.log_prior_of(prior, obs, act).numpy()
+        for obs, act in zip(np.array_split(observations, batches),
+                            np.array_split(actions, batches))])
+    domain.write_samples(output / SAMPLES_DIR / "data", compositions)
+    spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
+    samples["data"] = compositions[np.unique(spread)]
+    models["data"], details["data"] = domain.evaluate(compositions, data_log_prior)
 
-    metrics = {"domain": config.domain, "num_samples": options.num_samples,
-               "name_binding": config.reward.name_binding, "models": models,
-               "missing_models": missing, "intervals_per_composition": intervals}
+    metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
+               "missing_models": missing, domain.details_key: details}
+    if config.domain == "melody":
+        metrics["name_binding"] = config.reward.name_binding
     (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
     report_path = report.write_report(output, metrics, samples,
-                                      report.read_curves(Path(inputs["tune"])))
+                                      report.read_curves(Path(inputs["tune"])), domain)
     log.info("evaluate: wrote %s", report_path.name)
     return {"models": sorted(models), "missing_models": missing,
             **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)

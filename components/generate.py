@@ -1,4 +1,5 @@
-"""``seqtutor generate``: sample one model and write its sequences (melodies: MIDI files)."""
+"""``seqtutor generate``: sample one model and write its sequences (melodies: MIDI files;
+molecules: one SMILES file)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 import domains
 from components import evaluate
-from domains.melody import encoding
+from data_prep import tfrecords
 from pipeline import artifacts
 from pipeline.config import MODELS
 
@@ -32,16 +33,12 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
         raise artifacts.MissingArtifactError(
             f"no tuned model {model!r} in {workdir / 'tune'}: run "
             f"`seqtutor tune CONFIG --algorithm {model}` first")
-    domain = domains.get_domain(config.domain, config.reward)
+    domain = domains.get_domain(config.domain, config.reward,
+                                tfrecords.read_vocab(workdir / "pretrain"))
     first = domain.priming_tokens(np.random.default_rng(config.seed), num)
-    tokens, _ = sampler.sample(first, config.tune.episode_length,
+    tokens, _ = sampler.sample(first, domain.episode_length(config.tune.episode_length),
                                temperature=config.evaluate.temperature, seed=config.seed,
                                batch_size=config.evaluate.batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index, melody in enumerate(tokens):
-        path = out / f"{model}_{index:05d}.mid"
-        encoding.write_midi(melody, path)
-        paths.append(path)
-    return paths
+    return domain.export(out, model, tokens)

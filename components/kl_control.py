@@ -66,8 +66,18 @@ def td_targets(reward, next_value, discount, gamma: float):
     return reward + gamma * discount * next_value
 
 
+def episode_mask(actions, end_token: int | None):
+    """[B, T] float: 1 for the steps of each episode (up to and including its first
+    ``end_token``), 0 after it; all ones for fixed-length episodes (``end_token`` None)."""
+    if end_token is None:
+        return tf.ones_like(actions, dtype=tf.float32)
+    is_end = tf.cast(tf.equal(actions, end_token), tf.float32)
+    ended_before = tf.cumsum(is_end, axis=1, exclusive=True)
+    return tf.cast(tf.equal(ended_before, 0.0), tf.float32)
+
+
 def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamma: float,
-                       algorithm: str):
+                       algorithm: str, step_mask=None):
     """TD targets for whole episodes from one pass of each network.
 
     Args:
@@ -76,14 +86,19 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
       log_prior: [B, T, V] log p(.|s_t) of the Reward RNN at every state of the episode.
       target_values: [B, T, V] the target network's values at every state s_t.
       c, gamma, algorithm: see spec/tuning.md.
+      step_mask: [B, T] 1 inside the episode (:func:`episode_mask`); None: every step. An
+        episode's last step (its last 1) is terminal.
 
     Returns:
       (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
-      same pass (the network's state after input a_t); the last step is terminal.
+      same pass (the network's state after input a_t).
     """
     log_prior_taken = tf.gather(log_prior, actions, batch_dims=2)
     reward = kl_control_reward(r_task, log_prior_taken, c, algorithm)
     next_value = next_state_value(target_values[:, 1:], log_prior[:, 1:], algorithm)
     next_value = tf.concat([next_value, tf.zeros_like(next_value[:, :1])], axis=1)
-    discount = tf.concat([tf.ones_like(reward[:, 1:]), tf.zeros_like(reward[:, :1])], axis=1)
+    if step_mask is None:
+        step_mask = tf.ones_like(reward)
+    # discount_t = 1 while step t + 1 is still inside the episode: 0 at the terminal step.
+    discount = tf.concat([step_mask[:, 1:], tf.zeros_like(reward[:, :1])], axis=1)
     return td_targets(reward, next_value, discount, gamma), reward

@@ -11,6 +11,9 @@ def _job(domain: str):
     if domain == "melody":
         from data_prep import melody_job
         return melody_job.run_job
+    if domain == "molecule":
+        from data_prep import molecule_job
+        return molecule_job.run_job
     raise ValueError(f"no prepare_data job for domain {domain!r}")
 
 
@@ -19,4 +22,5 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     del inputs  # the first stage reads the corpus named in the config
     stats = _job(config.domain)(config.prepare_data, Path(output))
     return {key: stats[key] for key in ("inputs_read", "inputs_dropped", "dropped_by_reason",
-                                        "melodies_written", "records_out")}
+                                        "melodies_written", "molecules_written", "records_out")
+            if key in stats}

@@ -73,20 +73,21 @@ class Tuner:
     def __init__(self, pretrained, domain, options, algorithm: str, seed: int):
         self.options = options
         self.domain = domain
-        self.length = options.episode_length
+        self.length = domain.episode_length(options.episode_length)
         self.rng = tune_agent.numpy_seed(seed, 1)
         self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
         self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
         self.agent = tune_agent.SequenceTutorAgent(
             pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
             learning_rate=options.learning_rate, clip_norm=options.clip_norm,
-            exploration=options.exploration, epsilon=self.epsilon.read_value)
+            exploration=options.exploration, epsilon=self.epsilon.read_value,
+            end_token=domain.end_token, q_init=options.q_init)
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
         self.sampling_policy = self.agent.sampling_policy()
         self.checkpoint = tf.train.Checkpoint(
-            q_network=self.agent.q_network, target_network=self.agent.target_network,
+            q_network=self.agent.q_model, target_network=self.agent.target_model,
             optimizer=self.agent.optimizer, replay=self.replay, env_steps=self.env_steps,
             train_step=self.agent.train_step_counter)
         self._collect = tf.function(self._collect_fn)
@@ -153,7 +154,9 @@ class Tuner:
         actions, log_prior = self._sample(tf.constant(first))
         actions = actions.numpy()
         task = self.domain.task_reward(actions).sum(axis=1)
-        return float(task.mean()), float(log_prior.numpy().mean()), actions
+        mask = self.domain.step_mask(actions)
+        mean_log_prior = float((log_prior.numpy() * mask).sum() / max(1, mask.sum()))
+        return float(task.mean()), mean_log_prior, actions
 
 
 def _crossed(previous: int, now: int, every: int) -> bool:
@@ -173,7 +176,7 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
     pretrain_dir = Path(inputs["pretrain"])
     vocab = tfrecords.read_vocab(pretrain_dir)
     pretrained = sequence_model.load_model(pretrain_dir, vocab)
-    domain = domains.get_domain(config.domain, config.reward)
+    domain = domains.get_domain(config.domain, config.reward, vocab)
     if domain.num_tokens != int(vocab["num_tokens"]):
         raise sequence_model.VocabularyMismatchError(
             f"the {domain.name} domain has {domain.num_tokens} tokens, the model "

@@ -40,6 +40,14 @@ def specs(vocab_size: int):
     return ts.time_step_spec(token), token
 
 
+def with_state_value(model: keras.Model) -> keras.Model:
+    """``model`` (sharing its layers) plus a state-value head v(s) on the last hidden layer,
+    zero at the start: outputs (logits [B, T, V], v [B, T, 1])."""
+    hidden = model.get_layer("logits").input
+    value = keras.layers.Dense(1, kernel_initializer="zeros", name="state_value")(hidden)
+    return keras.Model(model.input, [model.output, value], name=f"{model.name}_with_value")
+
+
 def clone(model: keras.Model, trainable: bool = True) -> keras.Model:
     """A copy of a sequence model with the same weights (built, ready to run)."""
     copy = keras.models.clone_model(model)
@@ -55,8 +63,13 @@ class SequencePolicy(tf_policy.TFPolicy):
     """
 
     def __init__(self, values: keras.Model, prior: keras.Model, algorithm: str,
-                 temperature: float = 1.0, name: str | None = None):
+                 temperature: float = 1.0, epsilon=None, name: str | None = None):
         self._algorithm = kl_control.check_algorithm(algorithm)
+        # With epsilon (a float or a callable returning one), a uniform token with probability
+        # epsilon, else a policy sample: TF-Agents' EpsilonGreedyPolicy always wraps its policy
+        # in a GreedyPolicy, and greedy decoding from one start token (BOS) plays the same
+        # episode every time.
+        self._epsilon = epsilon
         self._values = sequence_model.StepModel(values)
         self._prior = sequence_model.StepModel(prior) if algorithm == "g" else None
         self._temperature = temperature
@@ -88,9 +101,13 @@ class SequencePolicy(tf_policy.TFPolicy):
             prior_logits, prior_state = self._prior.step(time_step.observation, policy_state[n:])
             log_prior = tf.nn.log_softmax(prior_logits)
             state = value_state + prior_state
-        logits = kl_control.policy_logits(values, log_prior, self._algorithm)
-        distribution = tfp.distributions.Categorical(logits=logits / self._temperature,
-                                                     dtype=tf.int32)
+        logits = kl_control.policy_logits(values, log_prior, self._algorithm) / self._temperature
+        if self._epsilon is None:
+            distribution = tfp.distributions.Categorical(logits=logits, dtype=tf.int32)
+        else:
+            epsilon = self._epsilon() if callable(self._epsilon) else self._epsilon
+            probs = (1.0 - epsilon) * tf.nn.softmax(logits) + epsilon / self._values.vocab_size
+            distribution = tfp.distributions.Categorical(probs=probs, dtype=tf.int32)
         return policy_step.PolicyStep(distribution, state, ())
 
 
@@ -189,6 +206,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
     def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
                  eta: float, learning_rate: float, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
+                 end_token: int | None = None, q_init: str = "logits",
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -196,17 +214,37 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.algorithm = kl_control.check_algorithm(algorithm)
         self.c, self.gamma, self.eta = c, gamma, eta
+        self.end_token = end_token  # episodes end at this action (None: fixed length)
         self.q_network = clone(pretrained)
         self.target_network = clone(pretrained, trainable=False)
         self.reward_rnn = clone(pretrained, trainable=False)
+        # q_init "logits": Q starts as the pretrained logits (the paper, the reference code).
+        # "log_prior": Q(s, a) = log_softmax(logits) + v(s) with v = 0 at the start, so Q
+        # starts as log p(a|s) and the soft state value at 0, its value without task reward;
+        # from logits, V(s) starts at logsumexp(logits) (about +8 for SMILES), which makes
+        # continuing look better than any terminal reward when gamma is near 1. The policy
+        # (softmax over Q, or p exp(G)) does not depend on v(s), so the saved sequence model
+        # (the logits) is the whole policy either way.
+        if q_init not in ("logits", "log_prior"):
+            raise ValueError(f"q_init must be 'logits' or 'log_prior', got {q_init!r}")
+        self.q_init = q_init
+        if q_init == "log_prior":
+            self.q_model = with_state_value(self.q_network)
+            self.target_model = with_state_value(self.target_network)
+            self.target_model.trainable = False
+        else:
+            self.q_model, self.target_model = self.q_network, self.target_network
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self._clip_norm = clip_norm
         policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
         if exploration == "boltzmann":
             collect_policy = policy
+        elif exploration == "epsilon_boltzmann":
+            collect_policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm,
+                                            epsilon=epsilon, name="collect_policy")
         else:
-            collect_policy = epsilon_greedy_policy.EpsilonGreedyPolicy(
-                greedy_policy.GreedyPolicy(policy), epsilon=epsilon)
+            # (EpsilonGreedyPolicy wraps its policy in a GreedyPolicy itself.)
+            collect_policy = epsilon_greedy_policy.EpsilonGreedyPolicy(policy, epsilon=epsilon)
         time_step_spec, action_spec = specs(sequence_model.vocab_size_of(pretrained))
         if train_step_counter is None:
             # Never TF-Agents' default, the process-wide global step: several agents tuned in
@@ -222,26 +260,36 @@ class SequenceTutorAgent(tf_agent.TFAgent):
     def _loss(self, experience, weights=None, training=False):
         """Mean (importance-weighted) squared TD error over whole episodes; no side effects."""
         observations, actions = experience.observation, experience.action
-        values = self.q_network(observations, training=training)            # Q(s_t, .)
-        target_values = self.target_network(observations, training=False)  # Q^-(s_t, .)
+        values = self.q_values(self.q_model, observations, training)              # Q(s_t, .)
+        target_values = self.q_values(self.target_model, observations, False)    # Q^-(s_t, .)
         log_prior = tf.nn.log_softmax(self.reward_rnn(observations, training=False))
+        mask = kl_control.episode_mask(actions, self.end_token)
         targets, _ = kl_control.episode_td_targets(
             experience.reward, actions, log_prior, target_values, self.c, self.gamma,
-            self.algorithm)
+            self.algorithm, mask)
         targets = tf.stop_gradient(targets)
         taken = tf.gather(values, actions, batch_dims=2)
-        td_error = targets - taken
-        per_episode = tf.reduce_mean(tf.square(td_error), axis=1)
+        td_error = (targets - taken) * mask  # no error after an episode's end
+        steps = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        per_episode = tf.reduce_sum(tf.square(td_error), axis=1) / steps
         if weights is not None:
             per_episode = per_episode * weights
         loss = tf.reduce_mean(per_episode)
-        extra = Diagnostics(loss, tf.reduce_mean(taken), tf.reduce_mean(tf.abs(td_error), 1))
+        extra = Diagnostics(loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
+                            tf.reduce_sum(tf.abs(td_error), 1) / steps)
         return tf_agent.LossInfo(loss, extra)
+
+    def q_values(self, network: keras.Model, observations, training: bool = False):
+        """Q(s_t, .) [B, T, V] of the Q-network or the target network."""
+        if self.q_init == "logits":
+            return network(observations, training=training)
+        logits, value = network(observations, training=training)
+        return tf.nn.log_softmax(logits) + value
 
     def _train(self, experience, weights=None):
         with tf.GradientTape() as tape:
             loss_info = self._loss(experience, weights, training=True)
-        variables = self.q_network.trainable_variables
+        variables = self.q_model.trainable_variables
         gradients = tape.gradient(loss_info.loss, variables)
         if self._clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
@@ -252,7 +300,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
 
     def _update_target(self):
         """Polyak averaging: theta^- <- (1 - eta) theta^- + eta theta."""
-        for target, source in zip(self.target_network.weights, self.q_network.weights):
+        for target, source in zip(self.target_model.weights, self.q_model.weights):
             target.assign((1.0 - self.eta) * target + self.eta * source)
 
     def sampling_policy(self, temperature: float = 1.0) -> SequencePolicy:

@@ -1,23 +1,41 @@
 """Domain knowledge (vocabulary, encoding, task reward, statistics), one module per domain.
 
-A domain object offers ``name``, ``num_tokens``, ``priming_tokens(rng, count)`` and
-``task_reward(compositions [B, T]) -> [B, T]``; a new domain is a new module plus an entry in
-``_DOMAINS``.
+A domain object offers:
+
+- ``name``, ``num_tokens``, ``end_token`` (None: fixed-length episodes), ``statistic_keys``,
+  ``details_key`` and ``sample_suffix``;
+- ``episode_length(configured)``, ``priming_tokens(rng, count)`` (the input before the first
+  action), ``step_mask(actions)`` (the steps inside each episode), ``task_reward(actions [B, T])
+  -> [B, T]``;
+- for evaluation: ``evaluate(actions, log_prior) -> (statistics, details)``,
+  ``data_episodes(records, length, limit)``, ``write_samples(stem, actions)`` and
+  ``samples_html(name, actions)``.
+
+A new domain is a new module plus an entry in ``_DOMAINS`` (and its config class in
+``pipeline/config.py``).
 """
 
 from pipeline import _legacy_keras  # noqa: F401  (must run before TensorFlow is imported)
 
 
-def _melody(reward_config):
+def _melody(reward_config, vocab, data_dir):
     from domains.melody.domain import MelodyDomain
-    return MelodyDomain(reward_config)
+    return MelodyDomain(reward_config, vocab, data_dir)
 
 
-_DOMAINS = {"melody": _melody}
+def _molecule(reward_config, vocab, data_dir):
+    from domains.molecule.domain import MoleculeDomain
+    if vocab is None:
+        raise ValueError("the molecule domain needs the dataset's vocabulary (vocab.json)")
+    return MoleculeDomain(reward_config, vocab, data_dir)
 
 
-def get_domain(name: str, reward_config):
-    """The domain object for ``name`` with its reward options."""
+_DOMAINS = {"melody": _melody, "molecule": _molecule}
+
+
+def get_domain(name: str, reward_config, vocab: dict | None = None, data_dir=None):
+    """The domain object for ``name`` with its reward options, the dataset's vocabulary and
+    (for statistics against the training data, such as novelty) the dataset directory."""
     if name not in _DOMAINS:
         raise ValueError(f"unknown domain {name!r}; known: {', '.join(_DOMAINS)}")
-    return _DOMAINS[name](reward_config)
+    return _DOMAINS[name](reward_config, vocab, data_dir)

@@ -66,6 +66,34 @@ class MelodyDataConfig(_Options):
         return self
 
 
+class MoleculeDataConfig(_Options):
+    """prepare_data for molecules: SMILES files and filters (spec/molecule.md)."""
+
+    input: list[str] = Field(
+        default_factory=list,
+        description="SMILES files (.smi: first field per line; .csv/.csv.gz: smiles_column), "
+        "directories (searched recursively) or globs.")
+    builtin_corpus: Literal["moses", "none"] = Field(
+        "moses", description="Built-in corpus: the MOSES training set (1,584,663 ZINC "
+        "molecules in the molsets wheel), or none.")
+    sample_size: int | None = Field(
+        None, ge=1, description="Keep about this many input lines, chosen by a hash of the "
+        "line (deterministic); None keeps all.")
+    smiles_column: str = Field("SMILES", description="The SMILES column of CSV inputs.")
+    max_tokens: int = Field(
+        100, ge=1, description="Drop molecules longer than this many tokens.")
+    allowed_tokens: list[str] | None = Field(
+        None, description="Drop molecules with a token outside this list (None: any token).")
+    episode_length_cap: int = Field(
+        120, ge=2, description="Longest episode (tokens incl. EOS) the vocabulary allows.")
+    eval_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Fraction of molecules (by hash) in the eval split.")
+    num_shards: int = Field(4, ge=1, le=10000, description="TFRecord shards per split.")
+    beam_args: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BEAM_ARGS),
+        description="Beam pipeline options; any runner (Dataflow, Flink, Spark) by options.")
+
+
 class PretrainConfig(_Options):
     """pretrain: the MLE LSTM and its optimisation (paper section 5)."""
 
@@ -101,13 +129,36 @@ class PretrainConfig(_Options):
     mixed_precision: bool = Field(False, description="mixed_float16 compute on GPU.")
 
 
-class RewardConfig(_Options):
-    """Domain reward options, shared by tune and evaluate."""
+class MelodyRewardConfig(_Options):
+    """Melody reward options, shared by tune and evaluate."""
 
     name_binding: Literal["data", "reference"] = Field(
         "data", description="Melody: which tokens the rules' NO_EVENT/NOTE_OFF mean. 'data' "
         "(0 hold, 1 rest) or 'reference' (swapped, as magenta's rl_tuner; reproduces Table 1).")
 
+
+class MoleculeRewardConfig(_Options):
+    """Molecule task reward r_T (spec/molecule.md section 2), shared by tune and evaluate."""
+
+    valid: float = Field(10.0, description="Reward for a valid (RDKit-sanitised) molecule.")
+    logp: float = Field(0.5, description="Weight of Crippen logP.")
+    qed: float = Field(10.0, description="Weight of QED (0..1).")
+    sa: float = Field(1.0, description="Weight of the SA score (1 easy .. 10 hard), "
+                      "subtracted.")
+    ring: float = Field(1.0, ge=0, description="Weight of the ring penalty -(largest ring - 6).")
+    too_short: float = Field(
+        10.0, ge=0, description="Penalty when shorter than the shortest training molecule.")
+    carbon_run: float = Field(
+        10.0, ge=0, description="Penalty when a run of C is longer than any in training.")
+    unfinished: float = Field(
+        10.0, ge=0, description="Penalty when the episode cap cuts the sequence before EOS "
+        "(invalid in any case; without it, running to the cap is a safe way around the "
+        "too-short penalty).")
+    workers: int | None = Field(
+        None, ge=1, description="Processes scoring molecules with RDKit (None: every core).")
+
+
+RewardConfig = MelodyRewardConfig  # the melody domain's, the default
 
 ALGORITHMS = ("q", "psi", "g", "rl_only")
 
@@ -124,10 +175,20 @@ class TuneConfig(_Options):
     eta: float = Field(0.01, gt=0, le=1, description="Polyak target update rate.")
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
     clip_norm: float | None = Field(5.0, gt=0, description="Gradient norm clip.")
-    episode_length: int = Field(32, ge=2, description="Steps per episode (composition).")
+    q_init: Literal["logits", "log_prior"] = Field(
+        "logits", description="The Q-network's start: the pretrained logits (paper), or "
+        "log_softmax(logits) + a state value v(s) starting at 0 (initial soft value 0; for "
+        "long episodes with gamma near 1).")
+    episode_length: int | None = Field(
+        32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
+        "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "
+        "longest training molecule plus EOS).")
     num_steps: int = Field(1_000_000, ge=1, description="Environment steps to collect.")
-    exploration: Literal["epsilon_greedy", "boltzmann"] = Field(
-        "epsilon_greedy", description="Collect policy: epsilon-greedy or sampling the policy.")
+    exploration: Literal["epsilon_greedy", "boltzmann", "epsilon_boltzmann"] = Field(
+        "epsilon_greedy", description="Collect policy: epsilon-greedy, sampling the policy "
+        "(boltzmann), or a uniform token with probability epsilon else a policy sample "
+        "(epsilon_boltzmann: for episodes that all start from one token, such as BOS, where "
+        "greedy decoding plays one episode over and over).")
     epsilon_start: float = Field(1.0, ge=0, le=1, description="Initial epsilon.")
     epsilon_final: float = Field(0.01, ge=0, le=1, description="Epsilon after the anneal.")
     exploration_steps: int = Field(
@@ -152,7 +213,7 @@ class TuneConfig(_Options):
     def _check(self):
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
-        if self.batch_episodes * self.episode_length > self.replay_capacity:
+        if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:
             raise ValueError("replay_capacity must hold at least one batch of episodes")
         return self
 
@@ -172,14 +233,13 @@ class EvaluateConfig(_Options):
 
 
 class Config(_Options):
-    """A whole pipeline configuration (one YAML file)."""
+    """A whole pipeline configuration (one YAML file); one subclass per domain fixes the types
+    of its ``prepare_data`` and ``reward`` sections."""
 
     name: str = Field("", description="Run name; the default workdir is runs/<name>/.")
-    domain: Literal["melody"] = Field("melody", description="Which domain module to use.")
+    domain: str = Field("melody", description="Which domain module to use.")
     seed: int = Field(0, description="Random seed of every stage.")
-    prepare_data: MelodyDataConfig = Field(default_factory=MelodyDataConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
-    reward: RewardConfig = Field(default_factory=RewardConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
@@ -192,6 +252,21 @@ class Config(_Options):
         if stage == "evaluate":
             values["episode_length"] = self.tune.episode_length
         return values
+
+
+class MelodyConfig(Config):
+    domain: Literal["melody"] = Field("melody", description="Which domain module to use.")
+    prepare_data: MelodyDataConfig = Field(default_factory=MelodyDataConfig)
+    reward: MelodyRewardConfig = Field(default_factory=MelodyRewardConfig)
+
+
+class MoleculeConfig(Config):
+    domain: Literal["molecule"] = Field("molecule", description="Which domain module to use.")
+    prepare_data: MoleculeDataConfig = Field(default_factory=MoleculeDataConfig)
+    reward: MoleculeRewardConfig = Field(default_factory=MoleculeRewardConfig)
+
+
+CONFIG_CLASSES = {"melody": MelodyConfig, "molecule": MoleculeConfig}
 
 
 def _format_errors(error: ValidationError) -> str:
@@ -249,8 +324,13 @@ def config_from_dict(raw: dict[str, Any], overrides: list = ()) -> Config:
     """Validate a raw mapping (plus overrides) into a Config; raises ConfigError."""
     if not isinstance(raw, dict):
         raise ConfigError("invalid config: the top level must be a mapping")
+    raw = apply_overrides(raw, list(overrides))
+    domain = raw.get("domain", "melody")
+    if domain not in CONFIG_CLASSES:
+        raise ConfigError(f"invalid config:\n  domain: unknown domain {domain!r}; choose from "
+                          f"{', '.join(CONFIG_CLASSES)}")
     try:
-        return Config.model_validate(apply_overrides(raw, list(overrides)))
+        return CONFIG_CLASSES[domain].model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_errors(error)) from None
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from components import report
+import domains
 from domains.melody.statistics import STATISTIC_KEYS
+from pipeline.config import MelodyRewardConfig
 
 CHROMIUM = shutil.which("chromium")
 # Appended to a copy of the report: once loaded, the page title tells whether every image
@@ -40,7 +42,8 @@ def synthetic_report(tmp_path):
     samples = {name: np.array([melody] * 2) for name in models}
     curves = {"q": [{"step": 0, "mean_task_reward": -300, "mean_log_prior": -0.9},
                     {"step": 100, "mean_task_reward": 50, "mean_log_prior": -1.4}]}
-    return report.write_report(tmp_path, metrics, samples, curves, per_model=2)
+    return report.write_report(tmp_path, metrics, samples, curves,
+                               domains.get_domain("melody", MelodyRewardConfig()))
 
 
 def test_report_is_self_contained(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from domains.melody import encoding, rules, statistics
@@ -11,17 +13,30 @@ class MelodyDomain:
     """Task reward and episode settings for melodies (spec/melody.md).
 
     Episodes start from a priming token drawn uniformly from all 38 classes (the reference
-    never draws 37), which is input only, not part of the composition.
+    never draws 37), which is input only, not part of the composition. Every episode has the
+    configured length (no end token).
     """
 
     name = "melody"
     num_tokens = encoding.NUM_TOKENS
+    end_token = None
+    statistic_keys = statistics.STATISTIC_KEYS
+    paper_table = statistics.PAPER_TABLE_1
+    details_key = "intervals_per_composition"
+    sample_suffix = ".npz"
 
-    def __init__(self, reward_config):
+    def __init__(self, reward_config, vocab: dict | None = None, data_dir: Path | None = None):
+        del vocab, data_dir  # the melody vocabulary is fixed
         self.binding = reward_config.name_binding
+
+    def episode_length(self, configured: int | None) -> int:
+        return int(configured or 32)
 
     def priming_tokens(self, rng: np.random.Generator, count: int) -> np.ndarray:
         return rng.integers(0, self.num_tokens, size=count, dtype=np.int32)
+
+    def step_mask(self, actions: np.ndarray) -> np.ndarray:
+        return np.ones(np.shape(actions), dtype=bool)
 
     def task_reward(self, compositions: np.ndarray) -> np.ndarray:
         """r_T of every step, [B, T] float32 (the composition is the episode's actions)."""
@@ -34,3 +49,44 @@ class MelodyDomain:
     def interval_counts(self, compositions: np.ndarray) -> dict[str, float]:
         """Mean interval counts per composition (octaves, sevenths, ..., rests)."""
         return statistics.interval_counts(rules.detect(compositions, self.binding))
+
+    def evaluate(self, compositions: np.ndarray, log_prior: np.ndarray) -> tuple[dict, dict]:
+        """(the rule statistics, the interval counts per composition)."""
+        return self.statistics(compositions, log_prior), self.interval_counts(compositions)
+
+    def data_episodes(self, records, length: int, limit: int):
+        """(compositions [N, L], observations [N, L-1], actions [N, L-1]) from eval records cut
+        into non-overlapping L-step pieces. The prior was trained from each record's first
+        token, so it scores every later token of a piece given the ones before it."""
+        pieces = []
+        for record in records:
+            tokens = np.asarray(record["tokens"])
+            for start in range(0, len(tokens) - length + 1, length):
+                pieces.append(tokens[start:start + length])
+                if len(pieces) >= limit:
+                    break
+            if len(pieces) >= limit:
+                break
+        if not pieces:
+            raise ValueError(f"no eval record is {length} steps long or longer")
+        pieces = np.array(pieces)
+        return pieces, pieces[:, :-1], pieces[:, 1:]
+
+    def write_samples(self, path_stem: Path, compositions: np.ndarray) -> Path:
+        """``<stem>.npz`` with the int array ``tokens`` [N, L]."""
+        path = Path(f"{path_stem}{self.sample_suffix}")
+        np.savez_compressed(path, tokens=compositions)
+        return path
+
+    def export(self, out: Path, model: str, compositions: np.ndarray) -> list[Path]:
+        """One MIDI file per composition (pitch = token + 46, 80 quarter notes per minute)."""
+        paths = []
+        for index, melody in enumerate(compositions):
+            path = Path(out) / f"{model}_{index:05d}.mid"
+            encoding.write_midi(melody, path)
+            paths.append(path)
+        return paths
+
+    def samples_html(self, name: str, compositions: np.ndarray) -> str:
+        from domains.melody import render
+        return render.samples_html(name, np.asarray(compositions)[:3])

@@ -16,6 +16,23 @@ STATISTIC_KEYS = ("repeated_notes", "autocorr_lag1", "autocorr_lag2", "autocorr_
                   "unique_min_note", "notes_in_motif", "notes_in_repeated_motif",
                   "mean_log_prior", "mean_task_reward")
 TONIC = 14
+# Paper Table 1 (Jaques et al. 2017), as fractions: MLE, Q, Psi, G.
+PAPER_TABLE_1 = {
+    "columns": ("MLE", "Q", "Psi", "G"),
+    "rows": {
+        "repeated_notes": (0.633, 0.0, 0.0002, 0.0003),
+        "autocorr_lag1": (-0.16, -0.11, -0.10, 0.55),
+        "autocorr_lag2": (0.14, 0.03, -0.01, 0.31),
+        "autocorr_lag3": (-0.13, 0.03, 0.01, 0.17),
+        "notes_not_in_key": (0.001, 0.010, 0.006, 0.287),
+        "starts_with_tonic": (0.009, 0.288, 0.287, 0.0),
+        "leaps_resolved": (0.772, 0.911, 0.900, 0.522),
+        "unique_max_note": (0.647, 0.564, 0.594, 0.371),
+        "unique_min_note": (0.494, 0.519, 0.583, 0.565),
+        "notes_in_motif": (0.059, 0.757, 0.738, 0.693),
+        "notes_in_repeated_motif": (0.00007, 0.0011, 0.0009, 0.0001),
+    },
+}
 
 
 def autocorrelations(tokens: np.ndarray, lag: int) -> np.ndarray:

@@ -1,0 +1,127 @@
+"""The molecule domain behind the small interface the tuner and the evaluation use."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from domains.molecule import chemistry, reward, tokens as smiles_tokens
+
+log = logging.getLogger(__name__)
+
+
+class MoleculeDomain:
+    """SMILES episodes: start from BOS (input only), end at EOS or at the episode cap; the
+    task reward r_T comes at the last step. The vocabulary is the dataset's (vocab.json).
+    """
+
+    name = "molecule"
+    statistic_keys = reward.STATISTIC_KEYS
+    paper_table = reward.PAPER_TABLE_2
+    details_key = "outcomes"
+    sample_suffix = ".smi"
+
+    def __init__(self, reward_config, vocab: dict, data_dir: Path | None = None):
+        if vocab.get("domain") != "molecule":
+            raise ValueError("the molecule domain needs a molecule vocabulary (vocab.json of "
+                             "a molecule prepare_data artifact)")
+        self.weights = reward_config
+        self.vocab = vocab
+        self.codec = smiles_tokens.Codec(vocab)
+        self.num_tokens = int(vocab["num_tokens"])
+        self.end_token = int(vocab["eos"])
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.scorer = chemistry.MoleculeScorer(reward_config.workers)
+        self.scoring_errors = 0  # molecules whose RDKit scoring raised (scored invalid)
+        self._training_set = None
+
+    def episode_length(self, configured: int | None) -> int:
+        return int(configured or self.vocab["episode_length"])
+
+    def priming_tokens(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        del rng
+        return np.full(count, smiles_tokens.BOS_ID, dtype=np.int32)
+
+    def step_mask(self, actions: np.ndarray) -> np.ndarray:
+        return reward.episode_mask(actions, self.end_token)
+
+    def _score(self, actions: np.ndarray):
+        strings, finished = self.codec.decode_batch(actions)
+        scores = self.scorer.score(strings)
+        if scores.errors:
+            self.scoring_errors += scores.errors
+            log.warning("molecule: RDKit raised on %d molecules (scored invalid; %d so far)",
+                        scores.errors, self.scoring_errors)
+        lengths = np.array([len(smiles_tokens.tokenize(s)) for s in strings])
+        rewards = reward.task_rewards(strings, finished, lengths, reward.carbon_runs(strings),
+                                      scores, self.weights, self.vocab)
+        return strings, finished, scores, rewards
+
+    def task_reward(self, actions: np.ndarray) -> np.ndarray:
+        """[B, T] float32: r_T at each episode's last step, 0 elsewhere."""
+        actions = np.asarray(actions)
+        _, _, _, rewards = self._score(actions)
+        out = np.zeros(actions.shape, np.float32)
+        out[np.arange(len(actions)), reward.last_step(actions, self.end_token)] = rewards
+        return out
+
+    def training_set(self) -> set[str] | None:
+        """Canonical SMILES of the train split (for novelty), or None without a dataset."""
+        if self._training_set is None and self.data_dir is not None:
+            from data_prep import tfrecords
+            self._training_set = {
+                record["source"].numpy().decode()
+                for record in tfrecords.load_split(self.data_dir, "train")}
+        return self._training_set
+
+    def evaluate(self, actions: np.ndarray, log_prior: np.ndarray) -> tuple[dict, dict]:
+        """(the Table 2 statistics, the fractions of episodes by outcome) of N episodes."""
+        strings, finished, scores, rewards = self._score(actions)
+        valid = scores.valid & finished
+        canonical = [c for c, ok in zip(scores.canonical, valid) if ok]
+        log_prior = np.asarray(log_prior)
+        stats = reward.statistics(canonical, scores, valid, rewards, log_prior,
+                                  self.step_mask(actions)[:, :log_prior.shape[1]],
+                                  self.training_set())
+        n = max(1, len(strings))
+        outcomes = {"valid": float(valid.sum() / n),
+                    "invalid_smiles": float((~valid & finished).sum() / n),
+                    "cut_by_episode_cap": float((~finished).sum() / n),
+                    "scoring_errors": int(scores.errors)}
+        return stats, outcomes
+
+    def data_episodes(self, records, length: int, limit: int):
+        """(compositions, observations, actions) [N, T] of eval-split molecules: the data
+        row is scored like a model's samples."""
+        actions, observations = [], []
+        for record in records:
+            tokens = np.asarray(record["tokens"])[:length + 1]
+            row_obs = np.full(length, smiles_tokens.PAD_ID, np.int32)
+            row_act = np.full(length, smiles_tokens.PAD_ID, np.int32)
+            row_obs[:len(tokens) - 1] = tokens[:-1]
+            row_act[:len(tokens) - 1] = tokens[1:]
+            observations.append(row_obs)
+            actions.append(row_act)
+            if len(actions) >= limit:
+                break
+        if not actions:
+            raise ValueError("the eval split holds no molecule")
+        return np.array(actions), np.array(observations), np.array(actions)
+
+    def write_samples(self, path_stem: Path, actions: np.ndarray) -> Path:
+        """``<stem>.smi``: one generated string per line, invalid ones included."""
+        strings, _ = self.codec.decode_batch(actions)
+        path = Path(f"{path_stem}{self.sample_suffix}")
+        path.write_text("".join(s.replace("\n", " ") + "\n" for s in strings))
+        return path
+
+    def export(self, out: Path, model: str, actions: np.ndarray) -> list[Path]:
+        """``<model>.smi``: one generated string per line, invalid ones included."""
+        return [self.write_samples(Path(out) / model, actions)]
+
+    def samples_html(self, name: str, actions: np.ndarray) -> str:
+        from domains.molecule import render
+        strings, finished = self.codec.decode_batch(actions)
+        return render.samples_html(name, [s for s, f in zip(strings, finished) if f])
