@@ -165,7 +165,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     steps = int(model.optimizer.iterations.numpy())
     metrics.update({
         "steps": steps,
-        "train_tokens": steps * options.batch_size * (int(vocab.get("sequence_length", 0)) - 1),
+        "train_sequences": steps * options.batch_size,
         "stopped_early": steps < options.max_steps,
         "history": step_logger.history,
         **sequence_model.model_summary(model),

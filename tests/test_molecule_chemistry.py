@@ -54,9 +54,7 @@ def rewards_of(strings, finished=None, weights=None):
     weights = weights or MoleculeRewardConfig()
     finished = np.ones(len(strings), bool) if finished is None else np.asarray(finished)
     scores = chemistry.MoleculeScorer(workers=1).score(strings)
-    lengths = np.array([len(tokens.tokenize(s)) for s in strings])
-    return reward.task_rewards(strings, finished, lengths, reward.carbon_runs(strings), scores,
-                               weights, VOCAB), scores
+    return reward.task_rewards(finished, scores, weights, VOCAB), scores
 
 
 def test_each_reward_term_on_hand_picked_molecules():

@@ -78,44 +78,52 @@ class Scores:
     qed: np.ndarray
     sa: np.ndarray
     largest_ring: np.ndarray
+    lengths: np.ndarray     # tokens per string
+    carbon_runs: np.ndarray  # longest run of aliphatic C tokens per string
     errors: int             # strings whose scoring raised (scored invalid)
-    canonical: list         # canonical SMILES, None where invalid
+    canonical: list         # canonical SMILES (None where invalid or not asked for)
 
     @property
     def ring_penalty(self) -> np.ndarray:
         return -np.maximum(0.0, self.largest_ring - 6.0)
 
 
-def score_one(smiles: str) -> tuple:
-    """(valid, logP, QED, SA, largest ring, raised, canonical SMILES) of one string.
-
-    A molecule whose scoring raises is scored as invalid and flagged; it never propagates.
-    """
+def score_one(smiles: str, with_canonical: bool = True) -> tuple:
+    """(valid, logP, QED, SA, largest ring, tokens, carbon run, raised, canonical SMILES) of
+    one string. A molecule whose scoring raises is scored as invalid and flagged; it never
+    propagates."""
     from rdkit import Chem
     from rdkit.Chem import QED, Crippen
 
+    from domains.molecule import tokens
+
+    pieces = tokens.tokenize(smiles)
+    shape = (len(pieces), tokens.longest_carbon_run(pieces))
     nan = math.nan
     try:
         mol = parse(smiles)
         if mol is None:
-            return False, nan, nan, nan, nan, False, None
+            return (False, nan, nan, nan, nan, *shape, False, None)
         return (True, Crippen.MolLogP(mol), QED.qed(mol), sascorer().calculateScore(mol),
-                float(largest_ring(mol)), False, Chem.MolToSmiles(mol))
+                float(largest_ring(mol)), *shape, False,
+                Chem.MolToSmiles(mol) if with_canonical else None)
     except Exception:  # noqa: BLE001 - RDKit raises many types on odd input; count, go on
-        return False, nan, nan, nan, nan, True, None
+        return (False, nan, nan, nan, nan, *shape, True, None)
 
 
-def _score_chunk(smiles: Sequence[str]) -> list[tuple]:
-    return [score_one(s) for s in smiles]
+def _score_chunk(smiles: Sequence[str], with_canonical: bool = True) -> list[tuple]:
+    return [score_one(s, with_canonical) for s in smiles]
 
 
 def _collect(rows: list[tuple]) -> Scores:
     if not rows:
         empty = np.zeros(0)
-        return Scores(empty.astype(bool), empty, empty, empty, empty, 0, [])
+        return Scores(empty.astype(bool), empty, empty, empty, empty, empty.astype(int),
+                      empty.astype(int), 0, [])
     columns = list(zip(*rows))
     return Scores(np.array(columns[0], bool), *(np.array(c, float) for c in columns[1:5]),
-                  errors=int(sum(columns[5])), canonical=list(columns[6]))
+                  np.array(columns[5], int), np.array(columns[6], int),
+                  errors=int(sum(columns[7])), canonical=list(columns[8]))
 
 
 def _init_worker():
@@ -134,16 +142,19 @@ class MoleculeScorer:
         self.chunk_size = chunk_size
         self._pool = None
 
-    def score(self, smiles: Sequence[str]) -> Scores:
+    def score(self, smiles: Sequence[str], with_canonical: bool = True) -> Scores:
+        """Scores of every string; ``with_canonical`` also returns canonical SMILES (for
+        uniqueness and novelty; the reward does not need them)."""
         smiles = list(smiles)
         if self.workers == 1 or len(smiles) <= self.chunk_size:
-            return _collect(_score_chunk(smiles))
+            return _collect(_score_chunk(smiles, with_canonical))
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
             self._pool = context.Pool(self.workers, initializer=_init_worker)
         size = max(1, min(self.chunk_size, math.ceil(len(smiles) / self.workers)))
         chunks = [smiles[i:i + size] for i in range(0, len(smiles), size)]
-        rows = [row for part in self._pool.map(_score_chunk, chunks) for row in part]
+        rows = [row for part in self._pool.starmap(
+            _score_chunk, [(chunk, with_canonical) for chunk in chunks]) for row in part]
         return _collect(rows)
 
     def close(self):

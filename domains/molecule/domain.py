@@ -47,22 +47,20 @@ class MoleculeDomain:
     def step_mask(self, actions: np.ndarray) -> np.ndarray:
         return reward.episode_mask(actions, self.end_token)
 
-    def _score(self, actions: np.ndarray):
+    def _score(self, actions: np.ndarray, with_canonical: bool = True):
         strings, finished = self.codec.decode_batch(actions)
-        scores = self.scorer.score(strings)
+        scores = self.scorer.score(strings, with_canonical)
         if scores.errors:
             self.scoring_errors += scores.errors
             log.warning("molecule: RDKit raised on %d molecules (scored invalid; %d so far)",
                         scores.errors, self.scoring_errors)
-        lengths = np.array([len(smiles_tokens.tokenize(s)) for s in strings])
-        rewards = reward.task_rewards(strings, finished, lengths, reward.carbon_runs(strings),
-                                      scores, self.weights, self.vocab)
+        rewards = reward.task_rewards(finished, scores, self.weights, self.vocab)
         return strings, finished, scores, rewards
 
     def task_reward(self, actions: np.ndarray) -> np.ndarray:
         """[B, T] float32: r_T at each episode's last step, 0 elsewhere."""
         actions = np.asarray(actions)
-        _, _, _, rewards = self._score(actions)
+        _, _, _, rewards = self._score(actions, with_canonical=False)
         out = np.zeros(actions.shape, np.float32)
         out[np.arange(len(actions)), reward.last_step(actions, self.end_token)] = rewards
         return out

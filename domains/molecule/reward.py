@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from domains.molecule import chemistry, tokens as smiles_tokens
+from domains.molecule import chemistry
 
 STATISTIC_KEYS = ("valid", "mean_logp", "mean_qed", "mean_sa_penalty", "mean_ring_penalty",
                   "unique_at_1k", "unique_at_10k", "novelty", "int_div1", "mean_log_prior",
@@ -36,16 +36,13 @@ def last_step(actions: np.ndarray, eos: int) -> np.ndarray:
     return np.where(is_end.any(axis=1), is_end.argmax(axis=1), is_end.shape[1] - 1)
 
 
-def task_rewards(strings: list[str], finished: np.ndarray, lengths: np.ndarray,
-                 carbon_runs: np.ndarray, scores: chemistry.Scores, weights, vocab: dict
+def task_rewards(finished: np.ndarray, scores: chemistry.Scores, weights, vocab: dict
                  ) -> np.ndarray:
     """r_T per molecule [N]. A string cut by the episode cap is invalid whatever it parses to.
 
     Args:
-      strings: decoded SMILES (before EOS).
       finished: [N] whether EOS ended the episode.
-      lengths: [N] tokens before EOS; carbon_runs: [N] longest run of C tokens.
-      scores: RDKit scores of ``strings``.
+      scores: RDKit scores of the decoded strings (tokens before EOS).
       weights: a MoleculeRewardConfig.
       vocab: the dataset's vocabulary (min_length, max_carbon_run).
     """
@@ -53,8 +50,8 @@ def task_rewards(strings: list[str], finished: np.ndarray, lengths: np.ndarray,
     chemistry_terms = (weights.valid + weights.logp * scores.logp + weights.qed * scores.qed
                        - weights.sa * scores.sa + weights.ring * scores.ring_penalty)
     reward = np.where(valid, np.nan_to_num(chemistry_terms), 0.0)
-    reward -= weights.too_short * (lengths < int(vocab["min_length"]))
-    reward -= weights.carbon_run * (carbon_runs > int(vocab["max_carbon_run"]))
+    reward -= weights.too_short * (scores.lengths < int(vocab["min_length"]))
+    reward -= weights.carbon_run * (scores.carbon_runs > int(vocab["max_carbon_run"]))
     reward -= weights.unfinished * ~np.asarray(finished, bool)
     return reward.astype(np.float32)
 
@@ -93,8 +90,3 @@ def statistics(canonical_valid: list[str], scores: chemistry.Scores, valid: np.n
         "mean_log_prior": float(np.sum(log_prior * mask) / max(1, np.sum(mask))),
         "mean_task_reward": _mean(rewards),
     }
-
-
-def carbon_runs(strings: list[str]) -> np.ndarray:
-    return np.array([smiles_tokens.longest_carbon_run(smiles_tokens.tokenize(s))
-                     for s in strings], dtype=np.int64)

@@ -1,0 +1,72 @@
+"""The molecule pipeline on the smoke config: data, prior, Psi tuning, evaluation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from components import evaluate, generate
+from domains.molecule import reward
+from pipeline import config as config_lib, runner
+from tests.conftest import FAST_BEAM_ARGS
+
+
+@pytest.fixture(scope="module")
+def molecule_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("molecule")
+    config = config_lib.load_config("configs/molecule_smoke.yaml", [
+        ("prepare_data.beam_args", FAST_BEAM_ARGS), ("evaluate.num_samples", 2000)])
+    runner.run_pipeline(config, workdir)
+    metrics = json.loads((workdir / "evaluate" / evaluate.METRICS_FILE).read_text())
+    return workdir, config, metrics
+
+
+def test_tuning_raises_validity_and_task_reward_over_the_prior(molecule_run):
+    _, _, metrics = molecule_run
+    mle, psi = metrics["models"]["mle"], metrics["models"]["psi"]
+    assert psi["valid"] > mle["valid"] + 0.03, (mle["valid"], psi["valid"])
+    assert psi["mean_task_reward"] > mle["mean_task_reward"] + 0.5
+
+
+def test_metrics_have_the_contract_keys_and_a_data_row(molecule_run):
+    workdir, _, metrics = molecule_run
+    assert metrics["domain"] == "molecule" and metrics["num_samples"] == 2000
+    assert sorted(metrics["models"]) == ["data", "mle", "psi"]
+    for name, row in metrics["models"].items():
+        assert set(row) == set(reward.STATISTIC_KEYS), name
+        assert 0 <= row["valid"] <= 1 and row["mean_log_prior"] < 0
+    data = metrics["models"]["data"]
+    # The eval split: valid, unique, and (split by hash) never in the training set.
+    assert data["valid"] == 1.0 and data["novelty"] == 1.0 and data["unique_at_1k"] == 1.0
+    assert -2 < data["mean_log_prior"] < 0
+    assert 0 < data["int_div1"] < 1 and 0 < data["mean_qed"] < 1
+    assert metrics["outcomes"]["mle"]["valid"] == metrics["models"]["mle"]["valid"]
+
+
+def test_samples_are_smi_files_and_the_report_draws_molecules(molecule_run):
+    workdir, _, metrics = molecule_run
+    for name in ("mle", "psi", "data"):
+        lines = (workdir / "evaluate" / "samples" / f"{name}.smi").read_text().splitlines()
+        assert len(lines) == 2000
+    from domains.molecule import chemistry
+    psi = (workdir / "evaluate" / "samples" / "psi.smi").read_text().splitlines()
+    valid = np.mean([chemistry.parse(s) is not None for s in psi])
+    # Cut-by-the-cap strings may parse, so the file's parse rate bounds `valid` from above.
+    assert valid >= metrics["models"]["psi"]["valid"] - 1e-9
+    html = (workdir / "evaluate" / "report.html").read_text()
+    assert html.count("alt='molecules of") == 3 and "paper Psi" in html
+
+
+def test_generate_writes_a_smiles_file(molecule_run, tmp_path):
+    workdir, config, _ = molecule_run
+    paths = generate.generate(config, workdir, "psi", 50, tmp_path)
+    assert [p.name for p in paths] == ["psi.smi"]
+    assert len(paths[0].read_text().splitlines()) == 50
+
+
+def test_tuned_episodes_end_at_eos_and_the_curves_are_written(molecule_run):
+    workdir, _, metrics = molecule_run
+    with open(workdir / "tune" / "psi" / "curves.csv") as handle:
+        rows = handle.read().splitlines()
+    assert rows[0] == "step,mean_task_reward,mean_log_prior" and len(rows) >= 3
+    assert metrics["outcomes"]["psi"]["cut_by_episode_cap"] < 0.5
