@@ -12,5 +12,5 @@ COPY components ./components
 COPY data_prep ./data_prep
 COPY domains ./domains
 COPY configs ./configs
-RUN pip install . "tensorflow[and-cuda]==2.21.0"
+RUN pip install . "tensorflow[and-cuda]==2.21.0" && pip install --no-deps molsets==0.3.1
 ENTRYPOINT ["seqtutor"]

@@ -1,4 +1,5 @@
-"""evaluate stage: sample N sequences from every model present and compute the rule statistics.
+"""evaluate stage: sample N sequences from every model present and compute the domain's
+statistics (melody: the rule statistics of Table 1; molecule: Table 2 plus MOSES metrics).
 
 Sampling runs the whole loop in one graph per batch of 10,000 (``sequence_model.PolicySampler``,
 the same policies as the tuner's ``SequencePolicy`` without the TF-Agents wrapper, which costs
@@ -7,8 +8,8 @@ twice the time at this batch size).
 Models: ``mle`` (the pretrained model, softmax of its logits) and each tuned algorithm's sampling
 policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not exist is
 reported in metrics.json (``missing_models``) and the rest is evaluated. The ``data`` row is the
-same statistics on the eval split of the corpus, cut into episode-length pieces, so every model is
-read against the melodies it learned from.
+same statistics on the eval split of the corpus (melodies cut into episode-length pieces; whole
+molecules), so every model is read against the data it learned from.
 """
 
 from __future__ import annotations

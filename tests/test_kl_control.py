@@ -68,3 +68,26 @@ def test_rewards_and_policy_logits():
 def test_unknown_algorithm_is_an_error():
     with pytest.raises(ValueError, match="unknown algorithm 'dqn'"):
         kl_control.policy_logits(tf.zeros(2), tf.zeros(2), "dqn")
+
+
+def test_episode_mask_ends_each_episode_at_its_first_end_token():
+    from domains.molecule import reward
+
+    actions = tf.constant([[5, 2, 7, 2], [5, 5, 5, 5], [2, 0, 0, 0]])
+    mask = kl_control.episode_mask(actions, end_token=2).numpy()
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    np.testing.assert_array_equal(mask.astype(bool), reward.episode_mask(actions.numpy(), 2))
+    assert kl_control.episode_mask(actions, None).numpy().min() == 1
+
+
+def test_td_target_is_terminal_at_the_end_token():
+    # Three steps over three tokens; the episode ends at step 1 (token 2 = the end token):
+    # step 0 bootstraps from step 1, step 1 is terminal, step 2 lies after the end.
+    actions = tf.constant([[1, 2, 1]])
+    r_task = tf.constant([[0.0, 3.0, 0.0]])
+    log_prior = tf.math.log(tf.fill([1, 3, 3], 1.0 / 3.0))
+    target = tf.constant([[[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]]])
+    mask = kl_control.episode_mask(actions, end_token=2)
+    targets, _ = kl_control.episode_td_targets(r_task, actions, log_prior, target, 1.0, 0.5,
+                                               "rl_only", mask)
+    assert targets.numpy()[0, :2] == pytest.approx([0.5 * 3.0, 3.0])

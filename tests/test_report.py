@@ -54,9 +54,34 @@ def test_report_is_self_contained(tmp_path):
     assert "paper MLE" in text and "Not tuned, so not evaluated: g, rl_only" in text
 
 
+def synthetic_molecule_report(tmp_path):
+    from domains.molecule import reward, tokens
+    from pipeline.config import MoleculeRewardConfig
+
+    vocab = tokens.vocabulary(list("CcNO()=1"), min_length=3, max_length=20, max_carbon_run=5)
+    domain = domains.get_domain("molecule", MoleculeRewardConfig(workers=1), vocab)
+    codec = tokens.Codec(vocab)
+    strings = ["CCO", "c1ccccc1N", "CC(=O)O", "C1CC(", "OCCN"]
+    actions = np.zeros((len(strings), 21), np.int32)
+    for row, smiles in enumerate(strings):
+        ids = codec.encode(smiles)[1:]
+        actions[row, :len(ids)] = ids
+    models = {name: {key: 0.5 for key in reward.STATISTIC_KEYS} for name in ("data", "mle")}
+    metrics = {"domain": "molecule", "num_samples": 5, "models": models, "missing_models": [],
+               "outcomes": {name: {"valid": 0.8} for name in models}}
+    return report.write_report(tmp_path, metrics, {name: actions for name in models}, {}, domain)
+
+
+def test_molecule_report_draws_the_valid_molecules(tmp_path):
+    text = synthetic_molecule_report(tmp_path).read_text()
+    assert text.count("alt='molecules of") == 2 and "paper Psi" in text
+    assert "C1CC(" in text  # the invalid string is listed, not drawn
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
-def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path):
-    path = synthetic_report(tmp_path)
+@pytest.mark.parametrize("kind", ["melody", "molecule"])
+def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path, kind):
+    path = synthetic_report(tmp_path) if kind == "melody" else synthetic_molecule_report(tmp_path)
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text().replace("</body>", PROBE + "</body>"))
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -65,7 +90,9 @@ def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path):
               "--virtual-time-budget=10000"]
     dom = subprocess.run(common + ["--dump-dom", probe.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
-    assert "RESULT images=5 broken=0 audio=8 audio_errors=0" in dom
+    expected = ("RESULT images=5 broken=0 audio=8 audio_errors=0" if kind == "melody" else
+                "RESULT images=2 broken=0 audio=0 audio_errors=0")
+    assert expected in dom
     shot = tmp_path / "report.png"
     subprocess.run(common + ["--window-size=1200,2000", f"--screenshot={shot}", path.as_uri()],
                    capture_output=True, timeout=120)
