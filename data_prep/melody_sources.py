@@ -98,11 +98,22 @@ def list_midi_files(patterns: Sequence[str]) -> list[str]:
     Raises:
       InputNotFoundError: a pattern matches nothing, naming the pattern.
     """
+    return list_input_files(patterns, MIDI_EXTENSIONS)
+
+
+def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:
+    """Expand directories (searched recursively for names ending in ``suffixes``, any case) and
+    globs (every file they match) into a sorted list of absolute paths.
+
+    Raises:
+      InputNotFoundError: a pattern matches nothing, naming the pattern.
+    """
     files: set[str] = set()
     for pattern in patterns:
         path = Path(pattern).expanduser()
         if path.is_dir():
-            matches = [str(p) for p in path.rglob("*") if p.suffix.lower() in MIDI_EXTENSIONS]
+            matches = [str(p) for p in path.rglob("*")
+                       if p.is_file() and p.name.lower().endswith(tuple(suffixes))]
         else:
             matches = [m for m in glob.glob(os.path.expanduser(pattern), recursive=True)
                        if os.path.isfile(m)]

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import collections
 import csv
-import glob
 import gzip
 import hashlib
 import importlib.util
 import json
 import logging
-import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -32,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from data_prep import tfrecords
 from data_prep.melody_job import EmptyCorpusError, split_of
-from data_prep.melody_sources import InputNotFoundError
+from data_prep.melody_sources import InputNotFoundError, list_input_files
 from domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
@@ -63,19 +61,7 @@ def list_smiles_files(patterns) -> list[str]:
     Raises:
       InputNotFoundError: a pattern matches nothing, naming the pattern.
     """
-    files: set[str] = set()
-    for pattern in patterns:
-        path = Path(pattern).expanduser()
-        if path.is_dir():
-            matches = [str(p) for p in path.rglob("*") if p.name.lower().endswith(
-                SMILES_EXTENSIONS)]
-        else:
-            matches = [m for m in glob.glob(os.path.expanduser(pattern), recursive=True)
-                       if os.path.isfile(m)]
-        if not matches:
-            raise InputNotFoundError(f"input {pattern!r} matches no file")
-        files.update(os.path.abspath(m) for m in matches)
-    return sorted(files)
+    return list_input_files(patterns, SMILES_EXTENSIONS)
 
 
 def _open_text(path: str):
