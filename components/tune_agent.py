@@ -227,6 +227,9 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         # (the logits) is the whole policy either way.
         if q_init not in ("logits", "log_prior"):
             raise ValueError(f"q_init must be 'logits' or 'log_prior', got {q_init!r}")
+        if q_init == "log_prior" and algorithm == "g":
+            raise ValueError("q_init 'log_prior' is not defined for G (its policy p exp(G) "
+                             "would start at p^2)")
         self.q_init = q_init
         if q_init == "log_prior":
             self.q_model = with_state_value(self.q_network)

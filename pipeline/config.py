@@ -211,6 +211,11 @@ class TuneConfig(_Options):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.q_init == "log_prior" and "g" in self.algorithms:
+            # G's policy is p(a|s) exp(G): started at log p it would be p^2 (sharper than the
+            # prior); G's right start is 0, which the saved logits cannot express.
+            raise ValueError("q_init: log_prior is not defined for algorithm g (its values "
+                             "add to log p); tune g with q_init: logits, separately")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:
