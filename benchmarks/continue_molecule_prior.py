@@ -1,11 +1,11 @@
 """Experiment: how far more low-rate steps take the molecule prior's validity.
 
 Continues a pretrained prior (never written back) with Adam at a fixed low rate, and after each
-chunk of steps prints the eval log perplexity (40 eval batches, as the pretrain stage) and the
+chunk of steps prints the eval log perplexity (the config's eval batches, as the pretrain stage) and the
 fraction of valid molecules among samples from BOS at temperature 1 (RDKit parse).
 
-    python -m benchmarks.continue_molecule_prior [--workdir runs/molecule] [--lr 1.2e-4]
-        [--chunk 750] [--chunks 2] [--samples 10000]
+    python -m benchmarks.continue_molecule_prior [--config configs/molecule.yaml]
+        [--workdir runs/molecule] [--lr 1.2e-4] [--chunk 750] [--chunks 2] [--samples 10000]
 """
 
 from __future__ import annotations
@@ -19,39 +19,48 @@ from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import machine
 from components import pretrain, sequence_model
 from data_prep import tfrecords
+from domains.molecule import chemistry, tokens
+from pipeline import config as config_lib
+from pipeline import runner
 
 
 def validity(model, vocab: dict, num: int) -> float:
-    from rdkit import Chem, RDLogger
-    RDLogger.DisableLog("rdApp.*")
-    rows, _ = sequence_model.sample(model, np.full(num, vocab["bos"]), vocab["episode_length"],
-                                    seed=1)
-    valid = 0
-    for row in rows.tolist():
-        if vocab["eos"] in row:  # a molecule cut by the cap is invalid
-            smiles = "".join(vocab["tokens"][i] for i in row[:row.index(vocab["eos"])])
-            valid += Chem.MolFromSmiles(smiles) is not None
-    return valid / num
+    """Fraction of ``num`` samples that RDKit parses (a molecule cut by the cap is invalid)."""
+    actions, _ = sequence_model.sample(model, np.full(num, vocab["bos"]),
+                                       vocab["episode_length"], seed=1)
+    smiles, finished = tokens.Codec(vocab).decode_batch(actions)
+    return sum(done and chemistry.parse(s) is not None for s, done in zip(smiles, finished)) / num
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="runs/molecule")
+    parser.add_argument("--config", default="configs/molecule.yaml")
+    parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--lr", type=float, default=1.2e-4)
     parser.add_argument("--chunk", type=int, default=750)
     parser.add_argument("--chunks", type=int, default=2)
     parser.add_argument("--samples", type=int, default=10000)
     args = parser.parse_args()
-    data = Path(args.workdir) / "prepare_data"
+    config = config_lib.load_config(args.config)
+    options = config.pretrain
+    workdir = args.workdir or runner.default_workdir(config)
+    data = workdir / "prepare_data"
     vocab = tfrecords.read_vocab(data)
-    model = sequence_model.load_model(Path(args.workdir) / "pretrain", vocab)
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.lr, clipnorm=5.0),
+    model = sequence_model.load_model(workdir / "pretrain", vocab)
+    clip = {"clipnorm": options.clip_norm} if options.clip_norm else {}
+    model.compile(optimizer=tf.keras.optimizers.Adam(args.lr, **clip),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    train = pretrain.make_dataset(data, "train", vocab, 128, 0, training=True,
-                                  shuffle_buffer=100000, seed=7)
-    eval_ = pretrain.make_dataset(data, "eval", vocab, 128, 0, training=False).take(40)
+    train = pretrain.make_dataset(data, "train", vocab, options.batch_size,
+                                  options.skip_first_losses, training=True,
+                                  shuffle_buffer=options.shuffle_buffer, seed=7)
+    eval_ = pretrain.make_dataset(data, "eval", vocab, options.batch_size,
+                                  options.skip_first_losses, training=False)
+    if options.eval_batches:
+        eval_ = eval_.take(options.eval_batches)
+    print(machine(), flush=True)
 
     def report(steps: int, seconds: float) -> None:
         ppl = pretrain.evaluate(model, eval_)["eval_log_perplexity"]
