@@ -27,14 +27,21 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
+def length_buckets(max_length: int, width: int = 4) -> list[int]:
+    """Bucket boundaries for ``bucket_by_sequence_length``: one bucket per ``width`` tokens."""
+    return list(range(width, max_length + 1, width))
+
+
 def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
                  skip_first_losses: int, *, training: bool, shuffle_buffer: int = 10000,
-                 seed: int = 0) -> tf.data.Dataset:
+                 seed: int = 0, bucket_by_length: bool = False) -> tf.data.Dataset:
     """Batches of (inputs, targets, weights) for next-token prediction.
 
     inputs = tokens[:-1], targets = tokens[1:], both from the zero LSTM state; weights are 0 for
     padding and for the first ``skip_first_losses`` targets of each sequence. Sequences of
-    different lengths are padded per batch with the vocabulary's ``pad`` token (or 0).
+    different lengths are padded per batch with the vocabulary's ``pad`` token (or 0). With
+    ``bucket_by_length`` (training only), shuffled sequences are batched with others of about
+    the same length, so that little of each batch is padding (the LSTM pays for every step).
     """
     num_tokens = int(vocab["num_tokens"])
     pad = int(vocab.get("pad", 0))
@@ -52,15 +59,41 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
     if training:
         dataset = dataset.cache().shuffle(shuffle_buffer, seed=seed,
                                           reshuffle_each_iteration=True).repeat()
-    dataset = dataset.padded_batch(batch_size, padding_values=(pad, pad, 0.0),
-                                   drop_remainder=False)
+    # Only variable-length datasets record a max_length (melodies all have one length).
+    if training and bucket_by_length and vocab.get("max_length"):
+        boundaries = length_buckets(int(vocab["max_length"]) + 1)  # inputs carry BOS
+        dataset = dataset.bucket_by_sequence_length(
+            lambda inputs, targets, weights: tf.shape(inputs)[0], boundaries,
+            [batch_size] * (len(boundaries) + 1), padding_values=(pad, pad, 0.0))
+    else:
+        dataset = dataset.padded_batch(batch_size, padding_values=(pad, pad, 0.0),
+                                       drop_remainder=False)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _optimizer(config) -> keras.optimizers.Optimizer:
-    schedule = keras.optimizers.schedules.ExponentialDecay(
+@keras.utils.register_keras_serializable(package="seqtutor")
+class FlooredExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
+    """Staircase exponential decay that never goes below ``floor``."""
+
+    def __init__(self, *args, floor: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.floor = floor
+
+    def __call__(self, step):
+        return tf.maximum(super().__call__(step), self.floor)
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
+
+
+def learning_rate_schedule(config) -> FlooredExponentialDecay:
+    return FlooredExponentialDecay(
         config.learning_rate, decay_steps=config.lr_decay_steps,
-        decay_rate=config.lr_decay_rate, staircase=True)
+        decay_rate=config.lr_decay_rate, staircase=True, floor=config.min_learning_rate)
+
+
+def _optimizer(config) -> keras.optimizers.Optimizer:
+    schedule = learning_rate_schedule(config)
     classes = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
                "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
     kwargs = {"clipnorm": config.clip_norm} if config.clip_norm else {}
@@ -128,7 +161,8 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     train = make_dataset(data_dir, "train", vocab, options.batch_size, options.skip_first_losses,
-                         training=True, shuffle_buffer=options.shuffle_buffer, seed=config.seed)
+                         training=True, shuffle_buffer=options.shuffle_buffer, seed=config.seed,
+                         bucket_by_length=options.bucket_by_length)
     eval_ = make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
                          training=False)
     if options.eval_batches:

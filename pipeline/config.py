@@ -110,6 +110,8 @@ class PretrainConfig(_Options):
     lr_decay_rate: float = Field(
         0.85, gt=0, le=1, description="Step decay factor (paper: x0.85 every 1000 steps).")
     lr_decay_steps: int = Field(1000, ge=1, description="Steps between decays.")
+    min_learning_rate: float = Field(
+        0.0, ge=0, description="Floor of the decayed learning rate (0: none, as the paper).")
     clip_norm: float | None = Field(5.0, gt=0, description="Gradient norm clip (paper: 5).")
     l2: float = Field(2.5e-5, ge=0, description="L2 weight regularisation (paper: 2.5e-5).")
     skip_first_losses: int = Field(
@@ -124,6 +126,9 @@ class PretrainConfig(_Options):
     early_stopping_min_delta: float = Field(
         0.002, ge=0, description="An eval loss must improve by this much (nats) to count.")
     shuffle_buffer: int = Field(20000, ge=1, description="tf.data shuffle buffer (records).")
+    bucket_by_length: bool = Field(
+        True, description="Batch training sequences of about the same length together (less "
+        "padding; no effect when all have one length).")
     distribution: Literal["default", "mirrored"] = Field(
         "default", description="tf.distribute strategy (mirrored: all local GPUs).")
     mixed_precision: bool = Field(False, description="mixed_float16 compute on GPU.")

@@ -32,6 +32,47 @@ def test_loss_falls_and_tiny_set_is_overfitted(tiny_data, tmp_path):
     assert (out / "logs").is_dir()  # TensorBoard
 
 
+def test_length_buckets_keep_every_sequence_and_cut_padding(tmp_path):
+    """Variable-length data (molecules): each batch holds one bucket, nothing is dropped."""
+    rng = np.random.default_rng(0)
+    sequences = [list(rng.integers(3, 38, rng.integers(6, 40))) for _ in range(160)]
+    data = write_token_dataset(tmp_path / "data", sequences)
+    vocab = json.loads((data / "vocab.json").read_text())
+    vocab["max_length"] = max(len(s) for s in sequences) - 1  # as molecules: without BOS
+    (data / "vocab.json").write_text(json.dumps(vocab))
+
+    def batches(bucket_by_length):
+        dataset = pretrain.make_dataset(data, "train", vocab, 8, 0, training=True,
+                                        shuffle_buffer=50, bucket_by_length=bucket_by_length)
+        return [(x.numpy(), w.numpy()) for x, _, w in dataset.take(80)]  # 4 epochs
+
+    padding = {}
+    for bucket_by_length in (False, True):
+        seen, real, total = set(), 0.0, 0
+        for inputs, weights in batches(bucket_by_length):
+            lengths = weights.sum(axis=1).astype(int)
+            for row, length in zip(inputs, lengths):
+                seen.add(tuple(row[:length]))
+            if bucket_by_length:  # boundaries every 4 tokens
+                assert len(set(lengths // 4)) == 1, lengths
+            real, total = real + weights.sum(), total + weights.size
+        assert seen == {tuple(s[:-1]) for s in sequences}
+        padding[bucket_by_length] = 1 - real / total
+    assert padding[True] < 0.1 < padding[False]
+
+
+def test_learning_rate_decays_to_its_floor():
+    options = pretrain_config(learning_rate=0.01, lr_decay_rate=0.5, lr_decay_steps=10,
+                              min_learning_rate=0.002).pretrain
+    schedule = pretrain.learning_rate_schedule(options)
+    rates = [float(schedule(step)) for step in (0, 9, 10, 20, 30, 1000)]
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.005, 0.0025, 0.002, 0.002])
+    restored = type(schedule).from_config(schedule.get_config())
+    assert float(restored(1000)) == pytest.approx(0.002)
+    unfloored = pretrain.learning_rate_schedule(pretrain_config(lr_decay_rate=0.5).pretrain)
+    assert float(unfloored(100000)) < 1e-30  # the default: no floor (the paper's decay)
+
+
 def test_save_and_load_give_identical_logits(tmp_path):
     model = sequence_model.build_model(38, [16, 8], l2=1e-4)
     tokens = tf.constant([TINY_PATTERNS[0], TINY_PATTERNS[2]], tf.int32)
