@@ -42,6 +42,8 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
     different lengths are padded per batch with the vocabulary's ``pad`` token (or 0). With
     ``bucket_by_length`` (training only), shuffled sequences are batched with others of about
     the same length, so that little of each batch is padding (the LSTM pays for every step).
+    Training weights of variable-length data are scaled so that every token weighs the same in
+    Keras' batch-mean loss; eval weights stay 0/1 (``evaluate`` counts tokens with them).
     """
     num_tokens = int(vocab["num_tokens"])
     pad = int(vocab.get("pad", 0))
@@ -60,14 +62,24 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
         dataset = dataset.cache().shuffle(shuffle_buffer, seed=seed,
                                           reshuffle_each_iteration=True).repeat()
     # Only variable-length datasets record a max_length (melodies all have one length).
-    if training and bucket_by_length and vocab.get("max_length"):
-        boundaries = length_buckets(int(vocab["max_length"]) + 1)  # inputs carry BOS
+    max_inputs = int(vocab["max_length"]) + 1 if vocab.get("max_length") else None  # + BOS
+    if training and bucket_by_length and max_inputs:
         dataset = dataset.bucket_by_sequence_length(
-            lambda inputs, targets, weights: tf.shape(inputs)[0], boundaries,
-            [batch_size] * (len(boundaries) + 1), padding_values=(pad, pad, 0.0))
+            lambda inputs, targets, weights: tf.shape(inputs)[0], length_buckets(max_inputs),
+            [batch_size] * (len(length_buckets(max_inputs)) + 1),
+            padding_values=(pad, pad, 0.0))
     else:
         dataset = dataset.padded_batch(batch_size, padding_values=(pad, pad, 0.0),
                                        drop_remainder=False)
+    if training and max_inputs:
+        # Keras averages the weighted loss over batch x time, so a token of a short batch
+        # would weigh more than one of a long batch (and the model would learn to favour
+        # short sequences). Scaled by time / max_inputs, every token weighs the same.
+        def same_weight_per_token(inputs, targets, weights):
+            scale = tf.cast(tf.shape(weights)[1], tf.float32) / max_inputs
+            return inputs, targets, weights * scale
+
+        dataset = dataset.map(same_weight_per_token)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

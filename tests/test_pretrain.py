@@ -50,12 +50,15 @@ def test_length_buckets_keep_every_sequence_and_cut_padding(tmp_path):
     for bucket_by_length in (False, True):
         seen, real, total = set(), 0.0, 0
         for inputs, weights in batches(bucket_by_length):
-            lengths = weights.sum(axis=1).astype(int)
+            # Every real token weighs time / max_inputs: the same in every batch.
+            np.testing.assert_allclose(weights[weights > 0],
+                                       weights.shape[1] / (vocab["max_length"] + 1), rtol=1e-6)
+            lengths = (weights > 0).sum(axis=1)
             for row, length in zip(inputs, lengths):
                 seen.add(tuple(row[:length]))
             if bucket_by_length:  # boundaries every 4 tokens
                 assert len(set(lengths // 4)) == 1, lengths
-            real, total = real + weights.sum(), total + weights.size
+            real, total = real + lengths.sum(), total + weights.size
         assert seen == {tuple(s[:-1]) for s in sequences}
         padding[bucket_by_length] = 1 - real / total
     assert padding[True] < 0.1 < padding[False]
