@@ -195,6 +195,8 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         keras.callbacks.BackupAndRestore(str(output / CHECKPOINT_DIR)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.early_stopping_patience,
                                       min_delta=options.early_stopping_min_delta,
+                                      start_from_epoch=options.early_stopping_start_step
+                                      // options.eval_every,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.TensorBoard(str(output / "logs"), update_freq=options.eval_every),
         keras.callbacks.TerminateOnNaN(),

@@ -123,6 +123,9 @@ class PretrainConfig(_Options):
         None, ge=1, description="Eval batches per evaluation (None: the whole eval split).")
     early_stopping_patience: int = Field(
         3, ge=1, description="Stop after this many evaluations without a better eval loss.")
+    early_stopping_start_step: int = Field(
+        0, ge=0, description="No early stop before this step (e.g. while a high learning "
+        "rate keeps the eval loss flat).")
     early_stopping_min_delta: float = Field(
         0.002, ge=0, description="An eval loss must improve by this much (nats) to count.")
     shuffle_buffer: int = Field(20000, ge=1, description="tf.data shuffle buffer (records).")

@@ -154,6 +154,18 @@ def test_resumed_run_continues_from_the_checkpoint_step(tiny_data, tmp_path, mon
     assert not (workdir / ".pretrain.partial").exists()
 
 
+@pytest.mark.parametrize("start_step, steps", [(0, 40), (60, 60)])
+def test_early_stopping_waits_for_its_start_step(tiny_data, tmp_path, start_step, steps):
+    # No evaluation can improve by 10 nats: patience 1 stops after the second one, unless
+    # stopping may not start before the end.
+    config = pretrain_config(max_steps=60, eval_every=20, early_stopping_patience=1,
+                             early_stopping_min_delta=10.0,
+                             early_stopping_start_step=start_step)
+    out = tmp_path / "pretrain"
+    out.mkdir()
+    assert pretrain.run(config, {"prepare_data": tiny_data}, out)["steps"] == steps
+
+
 def test_missing_dataset_names_the_stage_to_run_first(tmp_path):
     with pytest.raises(artifacts.MissingArtifactError, match="seqtutor prepare-data"):
         runner.run_stage(pretrain_config(), "pretrain", tmp_path / "empty")
