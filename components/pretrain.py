@@ -64,10 +64,10 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
     # Only variable-length datasets record a max_length (melodies all have one length).
     max_inputs = int(vocab["max_length"]) + 1 if vocab.get("max_length") else None  # + BOS
     if training and bucket_by_length and max_inputs:
+        boundaries = length_buckets(max_inputs)
         dataset = dataset.bucket_by_sequence_length(
-            lambda inputs, targets, weights: tf.shape(inputs)[0], length_buckets(max_inputs),
-            [batch_size] * (len(length_buckets(max_inputs)) + 1),
-            padding_values=(pad, pad, 0.0))
+            lambda inputs, targets, weights: tf.shape(inputs)[0], boundaries,
+            [batch_size] * (len(boundaries) + 1), padding_values=(pad, pad, 0.0))
     else:
         dataset = dataset.padded_batch(batch_size, padding_values=(pad, pad, 0.0),
                                        drop_remainder=False)
