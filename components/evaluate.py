@@ -59,48 +59,49 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     data_dir = Path(inputs["prepare_data"])
     domain = domains.get_domain(config.domain, config.reward,
                                 tfrecords.read_vocab(inputs["pretrain"]), data_dir)
-    length = domain.episode_length(config.tune.episode_length)
-    first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
-    tf.keras.utils.set_random_seed(config.seed)
+    with domain:  # closes the molecule domain's RDKit scoring processes
+        length = domain.episode_length(config.tune.episode_length)
+        first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
+        tf.keras.utils.set_random_seed(config.seed)
 
-    models, missing, samples, details = {}, [], {}, {}
-    for name in options.models:
-        sampler = load_sampler(inputs, name)
-        if sampler is None:
-            log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG --algorithm %s`)"
-                        "; evaluating the rest", name, name)
-            missing.append(name)
-            continue
-        tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
-                                           seed=config.seed, batch_size=options.batch_size)
-        domain.write_samples(output / SAMPLES_DIR / name, tokens)
-        samples[name] = tokens[:SHOWN_SAMPLES]
-        models[name], details[name] = domain.evaluate(tokens, log_prior)
-        log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
-                 models[name]["mean_task_reward"], models[name]["mean_log_prior"])
+        models, missing, samples, details = {}, [], {}, {}
+        for name in options.models:
+            sampler = load_sampler(inputs, name)
+            if sampler is None:
+                log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG --algorithm %s`)"
+                            "; evaluating the rest", name, name)
+                missing.append(name)
+                continue
+            tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
+                                               seed=config.seed, batch_size=options.batch_size)
+            domain.write_samples(output / SAMPLES_DIR / name, tokens)
+            samples[name] = tokens[:SHOWN_SAMPLES]
+            models[name], details[name] = domain.evaluate(tokens, log_prior)
+            log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
+                     models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 
-    # The data row: eval-split sequences, scored under the prior like a model's samples.
-    compositions, observations, actions = domain.data_episodes(
-        tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length, options.num_samples)
-    prior = sequence_model.load_model(Path(inputs["pretrain"]))
-    batches = max(1, len(actions) // options.batch_size)
-    data_log_prior = np.concatenate([
-        tune_agent.log_prior_of(prior, obs, act).numpy()
-        for obs, act in zip(np.array_split(observations, batches),
-                            np.array_split(actions, batches))])
-    domain.write_samples(output / SAMPLES_DIR / "data", compositions)
-    spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
-    samples["data"] = compositions[np.unique(spread)]
-    models["data"], details["data"] = domain.evaluate(compositions, data_log_prior)
+        # The data row: eval-split sequences, scored under the prior like a model's samples.
+        compositions, observations, actions = domain.data_episodes(
+            tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length, options.num_samples)
+        prior = sequence_model.load_model(Path(inputs["pretrain"]))
+        batches = max(1, len(actions) // options.batch_size)
+        data_log_prior = np.concatenate([
+            tune_agent.log_prior_of(prior, obs, act).numpy()
+            for obs, act in zip(np.array_split(observations, batches),
+                                np.array_split(actions, batches))])
+        domain.write_samples(output / SAMPLES_DIR / "data", compositions)
+        spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
+        samples["data"] = compositions[np.unique(spread)]
+        models["data"], details["data"] = domain.evaluate(compositions, data_log_prior)
 
-    metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
-               "missing_models": missing, domain.details_key: details}
-    if config.domain == "melody":
-        metrics["name_binding"] = config.reward.name_binding
-    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
-    report_path = report.write_report(output, metrics, samples,
-                                      report.read_curves(Path(inputs["tune"])), domain)
-    log.info("evaluate: wrote %s", report_path.name)
-    return {"models": sorted(models), "missing_models": missing,
-            **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
-               for name, m in models.items()}}
+        metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
+                   "missing_models": missing, domain.details_key: details}
+        if config.domain == "melody":
+            metrics["name_binding"] = config.reward.name_binding
+        (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+        report_path = report.write_report(output, metrics, samples,
+                                          report.read_curves(Path(inputs["tune"])), domain)
+        log.info("evaluate: wrote %s", report_path.name)
+        return {"models": sorted(models), "missing_models": missing,
+                **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
+                   for name, m in models.items()}}

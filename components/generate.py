@@ -35,10 +35,11 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
             f"`seqtutor tune CONFIG --algorithm {model}` first")
     domain = domains.get_domain(config.domain, config.reward,
                                 tfrecords.read_vocab(workdir / "pretrain"))
-    first = domain.priming_tokens(np.random.default_rng(config.seed), num)
-    tokens, _ = sampler.sample(first, domain.episode_length(config.tune.episode_length),
-                               temperature=config.evaluate.temperature, seed=config.seed,
-                               batch_size=config.evaluate.batch_size)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return domain.export(out, model, tokens)
+    with domain:
+        first = domain.priming_tokens(np.random.default_rng(config.seed), num)
+        tokens, _ = sampler.sample(first, domain.episode_length(config.tune.episode_length),
+                                   temperature=config.evaluate.temperature, seed=config.seed,
+                                   batch_size=config.evaluate.batch_size)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        return domain.export(out, model, tokens)

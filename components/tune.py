@@ -181,65 +181,66 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
         raise sequence_model.VocabularyMismatchError(
             f"the {domain.name} domain has {domain.num_tokens} tokens, the model "
             f"{vocab['num_tokens']}")
-    salt = ("q", "psi", "g", "rl_only").index(algorithm)
-    tf.keras.utils.set_random_seed(config.seed * 10 + salt)
-    tuner = Tuner(pretrained, domain, options, algorithm, config.seed * 10 + salt)
+    with domain:  # closes the molecule domain's RDKit scoring processes
+        salt = ("q", "psi", "g", "rl_only").index(algorithm)
+        tf.keras.utils.set_random_seed(config.seed * 10 + salt)
+        tuner = Tuner(pretrained, domain, options, algorithm, config.seed * 10 + salt)
 
-    manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / CHECKPOINT_DIR),
-                                         max_to_keep=2)
-    if manager.latest_checkpoint:
-        tuner.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
-                 int(tuner.env_steps.numpy()))
-    start = int(tuner.env_steps.numpy())
-    curves = CurveWriter(output / CURVES_FILE, start, output / "logs")
-    if start == 0:
-        reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
-        curves.add(0, reward, log_prior)
-
-    progress = tf.keras.utils.Progbar(options.num_steps, unit_name="env step",
-                                      stateful_metrics=["r_T", "log_p", "epsilon", "loss"])
-    last = curves.rows[-1]
-    shown = {"r_T": float(last["mean_task_reward"]), "log_p": float(last["mean_log_prior"])}
-    progress.update(start, list(shown.items()))
-    steps = start
-    while steps < options.num_steps:
-        previous = steps
-        tuner.collect()
-        trained = tuner.train()
-        steps = int(tuner.env_steps.numpy())
-        if trained is not None:
-            loss, mean_value = trained
-            if not (math.isfinite(loss) and math.isfinite(mean_value)):
-                raise NonFiniteError(
-                    f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
-                    f"is not finite at environment step {steps}; the last good checkpoint is "
-                    f"kept in {output / CHECKPOINT_DIR}. Lower tune.learning_rate or raise "
-                    "tune.c.")
-            shown["loss"] = loss
-        if _crossed(previous, steps, options.eval_every) or steps >= options.num_steps:
+        manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / CHECKPOINT_DIR),
+                                             max_to_keep=2)
+        if manager.latest_checkpoint:
+            tuner.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
+                     int(tuner.env_steps.numpy()))
+        start = int(tuner.env_steps.numpy())
+        curves = CurveWriter(output / CURVES_FILE, start, output / "logs")
+        if start == 0:
             reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
-            curves.add(steps, reward, log_prior)
-            shown.update({"r_T": reward, "log_p": log_prior})
-        if _crossed(previous, steps, options.checkpoint_every):
-            manager.save(checkpoint_number=steps)
-        shown["epsilon"] = float(tuner.epsilon.numpy())
-        progress.update(min(steps, options.num_steps), list(shown.items()))
-    manager.save(checkpoint_number=steps)
+            curves.add(0, reward, log_prior)
 
-    sequence_model.save_model(tuner.agent.q_network, output)
-    (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
-    policy_saver.PolicySaver(tuner.sampling_policy, batch_size=None).save(
-        str(output / POLICY_DIR))
-    final = curves.rows[-1]
-    summary = {
-        "algorithm": algorithm,
-        "env_steps": steps,
-        "train_steps": int(tuner.agent.train_step_counter.numpy()),
-        "final_mean_task_reward": float(final["mean_task_reward"]),
-        "final_mean_log_prior": float(final["mean_log_prior"]),
-        "initial_mean_task_reward": float(curves.rows[0]["mean_task_reward"]),
-        "initial_mean_log_prior": float(curves.rows[0]["mean_log_prior"]),
-    }
-    (output / "tune.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
+        progress = tf.keras.utils.Progbar(options.num_steps, unit_name="env step",
+                                          stateful_metrics=["r_T", "log_p", "epsilon", "loss"])
+        last = curves.rows[-1]
+        shown = {"r_T": float(last["mean_task_reward"]), "log_p": float(last["mean_log_prior"])}
+        progress.update(start, list(shown.items()))
+        steps = start
+        while steps < options.num_steps:
+            previous = steps
+            tuner.collect()
+            trained = tuner.train()
+            steps = int(tuner.env_steps.numpy())
+            if trained is not None:
+                loss, mean_value = trained
+                if not (math.isfinite(loss) and math.isfinite(mean_value)):
+                    raise NonFiniteError(
+                        f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                        f"is not finite at environment step {steps}; the last good checkpoint is "
+                        f"kept in {output / CHECKPOINT_DIR}. Lower tune.learning_rate or raise "
+                        "tune.c.")
+                shown["loss"] = loss
+            if _crossed(previous, steps, options.eval_every) or steps >= options.num_steps:
+                reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
+                curves.add(steps, reward, log_prior)
+                shown.update({"r_T": reward, "log_p": log_prior})
+            if _crossed(previous, steps, options.checkpoint_every):
+                manager.save(checkpoint_number=steps)
+            shown["epsilon"] = float(tuner.epsilon.numpy())
+            progress.update(min(steps, options.num_steps), list(shown.items()))
+        manager.save(checkpoint_number=steps)
+
+        sequence_model.save_model(tuner.agent.q_network, output)
+        (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
+        policy_saver.PolicySaver(tuner.sampling_policy, batch_size=None).save(
+            str(output / POLICY_DIR))
+        final = curves.rows[-1]
+        summary = {
+            "algorithm": algorithm,
+            "env_steps": steps,
+            "train_steps": int(tuner.agent.train_step_counter.numpy()),
+            "final_mean_task_reward": float(final["mean_task_reward"]),
+            "final_mean_log_prior": float(final["mean_log_prior"]),
+            "initial_mean_task_reward": float(curves.rows[0]["mean_task_reward"]),
+            "initial_mean_log_prior": float(curves.rows[0]["mean_log_prior"]),
+        }
+        (output / "tune.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary

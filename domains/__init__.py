@@ -9,13 +9,29 @@ A domain object offers:
   -> [B, T]``;
 - for evaluation: ``evaluate(actions, log_prior) -> (statistics, details)``,
   ``data_episodes(records, length, limit)``, ``write_samples(stem, actions)`` and
-  ``samples_html(name, actions)``.
+  ``samples_html(name, actions)``;
+- ``close()`` (and ``with domain:``), which releases what it holds (the molecule domain's RDKit
+  scoring processes): the :class:`Domain` base class gives the protocol.
 
 A new domain is a new module plus an entry in ``_DOMAINS`` (and its config class in
 ``pipeline/config.py``).
 """
 
 from pipeline import _legacy_keras  # noqa: F401  (must run before TensorFlow is imported)
+
+
+class Domain:
+    """Base of every domain: a context manager whose ``close`` releases the domain's resources
+    (none unless a domain overrides it)."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _melody(reward_config, vocab, data_dir):

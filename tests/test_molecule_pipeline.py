@@ -72,3 +72,33 @@ def test_tuned_episodes_end_at_eos_and_the_curves_are_written(molecule_run):
         rows = handle.read().splitlines()
     assert rows[0] == "step,mean_task_reward,mean_log_prior" and len(rows) >= 3
     assert metrics["outcomes"]["psi"]["cut_by_episode_cap"] < 0.5
+
+
+
+def test_tuning_and_evaluation_close_their_rdkit_scoring_processes(molecule_run, tmp_path,
+                                                                   monkeypatch):
+    # Left to the garbage collector, the scorer's process pool raised at interpreter exit
+    # (the tuner's tf.functions keep the domain alive until then): each stage closes it.
+    from components import tune
+    from domains.molecule import chemistry
+
+    closed_pools = []
+    close = chemistry.MoleculeScorer.close
+
+    def recording_close(scorer):
+        closed_pools.append(scorer._pool is not None)
+        close(scorer)
+
+    monkeypatch.setattr(chemistry.MoleculeScorer, "close", recording_close)
+    workdir, _, _ = molecule_run
+    # Two workers and more molecules than a chunk (500): the scorer starts a process pool.
+    config = config_lib.load_config("configs/molecule_smoke.yaml", [
+        ("reward.workers", 2), ("evaluate.num_samples", 1200), ("evaluate.models", ["mle"]),
+        ("tune.num_steps", 30000), ("tune.collect_episodes", 600), ("tune.eval_episodes", 600),
+        ("tune.eval_every", 30000), ("tune.checkpoint_every", 30000)])
+    inputs = {stage: workdir / stage for stage in ("prepare_data", "pretrain", "tune")}
+    (tmp_path / "tune").mkdir()
+    tune.run(config, {"pretrain": workdir / "pretrain"}, tmp_path / "tune", "psi")
+    assert closed_pools == [True]
+    evaluate.run(config, inputs, tmp_path / "evaluate")
+    assert closed_pools == [True, True]

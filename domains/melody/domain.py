@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from domains import Domain
 from domains.melody import encoding, rules, statistics
 
 
-class MelodyDomain:
+class MelodyDomain(Domain):
     """Task reward and episode settings for melodies (spec/melody.md).
 
     Episodes start from a priming token drawn uniformly from all 38 classes (the reference

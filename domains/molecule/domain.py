@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from domains import Domain
 from domains.molecule import chemistry, reward, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
 
 
-class MoleculeDomain:
+class MoleculeDomain(Domain):
     """SMILES episodes: start from BOS (input only), end at EOS or at the episode cap; the
     task reward r_T comes at the last step. The vocabulary is the dataset's (vocab.json).
     """
@@ -36,6 +37,9 @@ class MoleculeDomain:
         self.scorer = chemistry.MoleculeScorer(reward_config.workers)
         self.scoring_errors = 0  # molecules whose RDKit scoring raised (scored invalid)
         self._training_set = None
+
+    def close(self) -> None:
+        self.scorer.close()
 
     def episode_length(self, configured: int | None) -> int:
         return int(configured or self.vocab["episode_length"])
