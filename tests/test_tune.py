@@ -53,9 +53,9 @@ def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(
     rl_only = curves["rl_only"][-1]
     for algorithm in ("q", "psi", "g"):
         final = curves[algorithm][-1]
-        # +1: a run can end as low as +1.9 (500 episodes per curve point, CPU kernels not
-        # bit-deterministic); untuned policies do not rise at all.
-        assert final["mean_task_reward"] > pretrained["mean_task_reward"] + 1, algorithm
+        # +2: runs end +8 to +16 over the prior (1,000 episodes per curve point; CPU kernels
+        # are not bit-deterministic, so runs differ); untuned policies do not rise at all.
+        assert final["mean_task_reward"] > pretrained["mean_task_reward"] + 2, algorithm
         assert final["mean_log_prior"] > rl_only["mean_log_prior"] + 1, algorithm
 
 
@@ -161,7 +161,9 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
     summary = json.loads((result.path / "tune.json").read_text())
     assert summary["env_steps"] == 8192
     # Trained transitions still match replay_ratio x env steps across the kill.
-    assert summary["train_steps"] == int(8192 * 6.4 // (4 * 32))
+    options = config.tune
+    assert summary["train_steps"] == int(
+        8192 * options.replay_ratio // (options.batch_episodes * 32))
 
 
 def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypatch):
