@@ -61,18 +61,20 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
                                 tfrecords.read_vocab(inputs["pretrain"]), data_dir)
     with domain:  # closes the molecule domain's RDKit scoring processes
         length = domain.episode_length(config.tune.episode_length)
-        first_tokens = domain.priming_tokens(np.random.default_rng(config.seed), options.num_samples)
+        first_tokens = domain.priming_tokens(np.random.default_rng(config.seed),
+                                             options.num_samples)
         tf.keras.utils.set_random_seed(config.seed)
 
         models, missing, samples, details = {}, [], {}, {}
         for name in options.models:
             sampler = load_sampler(inputs, name)
             if sampler is None:
-                log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG --algorithm %s`)"
-                            "; evaluating the rest", name, name)
+                log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG "
+                            "--algorithm %s`); evaluating the rest", name, name)
                 missing.append(name)
                 continue
-            tokens, log_prior = sampler.sample(first_tokens, length, temperature=options.temperature,
+            tokens, log_prior = sampler.sample(first_tokens, length,
+                                               temperature=options.temperature,
                                                seed=config.seed, batch_size=options.batch_size)
             domain.write_samples(output / SAMPLES_DIR / name, tokens)
             samples[name] = tokens[:SHOWN_SAMPLES]
