@@ -3,7 +3,10 @@
 Keras ``fit`` drives training (progress bar, TensorBoard, early stopping on eval loss). One
 Keras "epoch" is ``eval_every`` steps, so the step budget is ``max_steps`` and evaluation,
 checkpointing and early stopping happen every ``eval_every`` steps. ``BackupAndRestore`` keeps
-the last checkpoint in the stage's partial directory, so a killed run resumes from it.
+the last checkpoint in the stage's partial directory, so a killed run resumes from it. A finished
+run whose ``max_steps`` grew (nothing else changed) is continued from its saved weights, Adam
+state and step, as a TF Estimator continues to a larger ``max_steps``; the learning-rate schedule
+depends on the step alone, so this trains what a fresh run to the new ``max_steps`` would.
 """
 
 from __future__ import annotations
@@ -157,8 +160,28 @@ class _StepLogger(keras.callbacks.Callback):
 extra_callbacks: list[keras.callbacks.Callback] = []
 
 
-def run(config, inputs: dict[str, Path], output: Path) -> dict:
+def _start_step(previous: Path | None, options) -> tuple[int, list[dict]]:
+    """The step and history a finished run in ``previous`` can be continued from, or (0, [])."""
+    if previous is None:
+        return 0, []
+    metrics = json.loads((Path(previous) / METRICS_FILE).read_text())
+    steps = int(metrics["steps"])
+    # A run that stopped early would stop again in a fresh run: continuing it would not train
+    # what the config describes.
+    if metrics.get("stopped_early") or steps % options.eval_every or steps >= options.max_steps:
+        log.info("pretrain: the finished run in %s (%d steps) cannot be continued to %d steps; "
+                 "training from scratch", previous, steps, options.max_steps)
+        return 0, []
+    log.info("pretrain: continuing the finished run in %s from step %d to %d",
+             previous, steps, options.max_steps)
+    return steps, metrics.get("history", [])
+
+
+def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = None) -> dict:
     """Train the MLE model on ``inputs["prepare_data"]`` and save it into ``output``.
+
+    ``previous`` (from the runner) is a finished pretrain artifact of the same data and settings
+    but a smaller ``max_steps``: training continues from its last step.
 
     Raises:
       FileNotFoundError: the dataset has no vocab.json or no shards.
@@ -172,8 +195,11 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
     if options.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
+    start_step, previous_history = _start_step(previous, options)
+    # A continued run draws a new order: the first one's would repeat its first batches.
     train = make_dataset(data_dir, "train", vocab, options.batch_size, options.skip_first_losses,
-                         training=True, shuffle_buffer=options.shuffle_buffer, seed=config.seed,
+                         training=True, shuffle_buffer=options.shuffle_buffer,
+                         seed=config.seed + start_step,
                          bucket_by_length=options.bucket_by_length)
     eval_ = make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
                          training=False)
@@ -187,6 +213,12 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             optimizer=_optimizer(options),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        if start_step:
+            model.optimizer.build(model.trainable_variables)  # so that its state loads too
+            model.load_weights(Path(previous) / sequence_model.MODEL_FILE)
+            if int(model.optimizer.iterations.numpy()) != start_step:
+                raise ValueError(f"{previous}: the saved optimizer is at step "
+                                 f"{int(model.optimizer.iterations.numpy())}, not {start_step}")
 
     epochs = math.ceil(options.max_steps / options.eval_every)
     step_logger = _StepLogger()
@@ -204,6 +236,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         *extra_callbacks,
     ]
     history = model.fit(train, epochs=epochs, steps_per_epoch=options.eval_every,
+                        initial_epoch=start_step // options.eval_every,
                         validation_data=eval_, callbacks=callbacks, verbose=1)
     if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
         raise FloatingPointError("the training loss became NaN or infinite; "
@@ -215,7 +248,8 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         "steps": steps,
         "train_sequences": steps * options.batch_size,
         "stopped_early": steps < options.max_steps,
-        "history": step_logger.history,
+        "continued_from_step": start_step,
+        "history": previous_history + step_logger.history,
         **sequence_model.model_summary(model),
     })
     sequence_model.save_model(model, output)

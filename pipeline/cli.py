@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run just this stage (repeatable)")
     run.add_argument("--from", dest="from_stage", choices=runner.STAGE_NAMES,
                      help="rerun this stage and every later one")
-    run.add_argument("--force", action="store_true", help="rerun every stage")
+    run.add_argument("--force", action="store_true",
+                     help="rerun every stage from scratch (a finished pretraining whose max_steps "
+                          "grew is otherwise continued)")
 
     prepare = commands.add_parser("prepare-data", help="the Beam job: corpus -> TFRecords")
     _common(prepare)

@@ -28,6 +28,10 @@ class Stage:
     variant_key: str | None = None
     # Inputs used when present (evaluate reads whichever tuned models exist).
     optional_inputs: tuple[str, ...] = ()
+    # Keys of the stage's config section that a finished artifact can be continued to larger
+    # values of, as a TF Estimator continues to a larger ``max_steps``: when nothing else
+    # changed, the stage is called with ``previous=<the finished artifact>``.
+    extendable_keys: tuple[str, ...] = ()
 
     @property
     def command(self) -> str:
@@ -55,7 +59,8 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", (), "components.prepare_data"),
-    Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True),
+    Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True,
+          extendable_keys=("max_steps",)),
     Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms"),
     Stage("evaluate", ("prepare_data", "pretrain"), "components.evaluate",
           optional_inputs=("tune",)),
@@ -102,9 +107,27 @@ def _input_fingerprint(config: Config, source: Stage, workdir: Path,
     return "+".join(prints)
 
 
+def _extends(spec: Stage, existing: dict[str, Any], section: dict[str, Any],
+             input_fingerprints: dict[str, str]) -> bool:
+    """Whether ``section`` only raises ``spec.extendable_keys`` of the ``existing`` artifact's."""
+    old = existing.get("config", {})
+    if not spec.extendable_keys or existing.get("inputs") != input_fingerprints:
+        return False
+    old_values, new_values = dict(old.get(spec.name, {})), dict(section.get(spec.name, {}))
+    for key in spec.extendable_keys:
+        if not (isinstance(old_values.get(key), int) and isinstance(new_values.get(key), int)
+                and new_values[key] > old_values[key]):
+            return False
+        del old_values[key], new_values[key]
+    return old_values == new_values and {**old, spec.name: None} == {**section, spec.name: None}
+
+
 def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
-              variant: str | None = None) -> StageResult:
+              variant: str | None = None, extend: bool = True) -> StageResult:
     """Run one stage (one variant of it) unless an artifact with the same fingerprint exists.
+
+    ``force`` reruns it even then. With ``extend``, a finished artifact whose config differs only
+    by larger ``extendable_keys`` is continued instead of trained again from scratch.
 
     Raises:
       artifacts.MissingArtifactError: an input artifact is missing (names the command to run).
@@ -132,6 +155,8 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     log.info("[%s] running -> %s", label, output)
     started = time.perf_counter()
     kwargs = {} if variant is None else {"variant": variant}
+    if extend and existing is not None and _extends(spec, existing, section, input_fingerprints):
+        kwargs["previous"] = output
     try:
         with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,
                                        input_fingerprints=input_fingerprints,
@@ -154,7 +179,7 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
     Args:
       only: run just these stages (forced); the others are neither run nor checked.
       from_stage: force this stage and every later one.
-      force: rerun every stage.
+      force: rerun every stage from scratch (no finished artifact is continued).
     """
     for name in list(only) + ([from_stage] if from_stage else []):
         stage(name)  # fail on an unknown name before any work
@@ -167,7 +192,7 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
             forcing = True
         for variant in spec.variants(config):
             results.append(run_stage(config, spec.name, workdir, variant=variant,
-                                     force=forcing or spec.name in only))
+                                     force=forcing or spec.name in only, extend=not force))
     return results
 
 

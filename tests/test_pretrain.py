@@ -1,4 +1,5 @@
-"""pretrain: the loss falls, a tiny set is learnt, save/load, resume after a kill, bad input."""
+"""pretrain: the loss falls, a tiny set is learnt, save/load, resume after a kill, continuing a
+finished run to more steps, bad input."""
 
 import json
 
@@ -129,14 +130,19 @@ class _Interrupt(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
-def test_resumed_run_continues_from_the_checkpoint_step(tiny_data, tmp_path, monkeypatch):
+@pytest.fixture
+def workdir(tiny_data, tmp_path):
+    """A workdir holding a prepare_data artifact of the tiny dataset, for the runner."""
     workdir = tmp_path / "work"
-    # A prepare_data artifact wrapping the tiny dataset, so the runner can chain to it.
     with artifacts.artifact_writer(workdir / "prepare_data", stage="prepare_data",
                                    fingerprint_="tiny", input_fingerprints={},
                                    config_section={}, resumable=False) as (partial, _):
         for path in tiny_data.iterdir():
             (partial / path.name).write_bytes(path.read_bytes())
+    return workdir
+
+
+def test_resumed_run_continues_from_the_checkpoint_step(workdir, monkeypatch):
     config = pretrain_config(max_steps=60, eval_every=20, early_stopping_patience=10)
 
     monkeypatch.setattr(pretrain, "extra_callbacks", [_Interrupt(after_epochs=2)])
@@ -152,6 +158,50 @@ def test_resumed_run_continues_from_the_checkpoint_step(tiny_data, tmp_path, mon
     assert [h["step"] for h in metrics["history"]] == [60]
     assert metrics["steps"] == 60
     assert not (workdir / ".pretrain.partial").exists()
+
+
+def _history_steps(result) -> tuple[list[int], dict]:
+    metrics = json.loads((result.path / pretrain.METRICS_FILE).read_text())
+    return [h["step"] for h in metrics["history"]], metrics
+
+
+def test_finished_run_is_continued_when_only_max_steps_grows(workdir):
+    first = runner.run_stage(pretrain_config(max_steps=40), "pretrain", workdir)
+    _, first_metrics = _history_steps(first)
+    weights_at_40 = sequence_model.load_model(first.path).get_weights()
+
+    result = runner.run_stage(pretrain_config(max_steps=80), "pretrain", workdir)
+    steps, metrics = _history_steps(result)
+    # The optimizer's step went on from 40 (its state was restored, or the steps would restart
+    # at 20): the learning-rate schedule continues where it was.
+    assert steps == [20, 40, 60, 80] and metrics["continued_from_step"] == 40
+    assert metrics["history"][:2] == first_metrics["history"]
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(weights_at_40, sequence_model.load_model(result.path).get_weights()))
+    # The artifact is the one a fresh 80-step run writes: same fingerprint, so it is up to date.
+    assert runner.run_stage(pretrain_config(max_steps=80), "pretrain", workdir).skipped
+
+
+@pytest.mark.parametrize("second, force", [
+    ({"max_steps": 80, "learning_rate": 0.02}, False),  # another setting changed
+    ({"max_steps": 80}, True),                           # seqtutor run --force
+    ({"max_steps": 20}, False),                          # fewer steps
+])
+def test_finished_run_is_trained_again_from_scratch(workdir, second, force):
+    runner.run_stage(pretrain_config(max_steps=40), "pretrain", workdir)
+    results = runner.run_pipeline(pretrain_config(**second), workdir, only=["pretrain"],
+                                  force=force)
+    steps, metrics = _history_steps(results[0])
+    assert steps == list(range(20, second["max_steps"] + 1, 20))
+    assert metrics["continued_from_step"] == 0
+
+
+def test_run_that_stopped_early_is_trained_again_from_scratch(workdir):
+    stopping = {"early_stopping_patience": 1, "early_stopping_min_delta": 10.0}
+    first = runner.run_stage(pretrain_config(max_steps=60, **stopping), "pretrain", workdir)
+    assert _history_steps(first)[1]["stopped_early"]
+    result = runner.run_stage(pretrain_config(max_steps=80, **stopping), "pretrain", workdir)
+    assert _history_steps(result)[0] == [20, 40]
 
 
 @pytest.mark.parametrize("start_step, steps", [(0, 40), (60, 60)])
