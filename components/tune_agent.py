@@ -207,7 +207,6 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  eta: float, learning_rate: float, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits",
-                 value_warmup_steps: int = 0,
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -238,12 +237,6 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             self.target_model.trainable = False
         else:
             self.q_model, self.target_model = self.q_network, self.target_network
-        # value_warmup_steps: the first gradient steps train only v(s) (policy frozen). From
-        # v = 0 every TD error is positive until values have propagated back from r_T, and
-        # the share of it that reaches log pi raises whatever was sampled, valid or not.
-        if value_warmup_steps and q_init != "log_prior":
-            raise ValueError("value_warmup_steps needs q_init 'log_prior' (the state-value head)")
-        self.value_warmup_steps = value_warmup_steps
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self._clip_norm = clip_norm
         policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
@@ -301,11 +294,6 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             loss_info = self._loss(experience, weights, training=True)
         variables = self.q_model.trainable_variables
         gradients = tape.gradient(loss_info.loss, variables)
-        if self.value_warmup_steps:
-            value_head = {v.ref() for v in self.q_model.get_layer("state_value").variables}
-            policy_on = tf.cast(self.train_step_counter >= self.value_warmup_steps, tf.float32)
-            gradients = [g if g is None or v.ref() in value_head else _scaled(g, policy_on)
-                         for g, v in zip(gradients, variables)]
         if self._clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables))
@@ -322,13 +310,6 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G."""
         return SequencePolicy(self.q_network, self.reward_rnn, self.algorithm, temperature,
                               name="sampling_policy")
-
-
-def _scaled(gradient, factor):
-    """``gradient * factor`` for dense gradients and the IndexedSlices of an embedding."""
-    if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
-    return gradient * factor
 
 
 def epsilon_schedule(env_steps, start: float, final: float, anneal_steps: int) -> float:

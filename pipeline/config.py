@@ -187,9 +187,6 @@ class TuneConfig(_Options):
         "logits", description="The Q-network's start: the pretrained logits (paper), or "
         "log_softmax(logits) + a state value v(s) starting at 0 (initial soft value 0; for "
         "long episodes with gamma near 1).")
-    value_warmup_steps: int = Field(
-        0, ge=0, description="Gradient steps that train only the state value v(s) before the "
-        "policy (q_init: log_prior only; 0: none, as the paper).")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "
@@ -227,8 +224,6 @@ class TuneConfig(_Options):
             # prior); G's right start is 0, which the saved logits cannot express.
             raise ValueError("q_init: log_prior is not defined for algorithm g (its values "
                              "add to log p); tune g with q_init: logits, separately")
-        if self.value_warmup_steps and self.q_init != "log_prior":
-            raise ValueError("value_warmup_steps needs q_init: log_prior (the state-value head)")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:

@@ -210,33 +210,3 @@ def test_priming_tokens_cover_all_38_classes():
     first = domain.priming_tokens(np.random.default_rng(0), 20000)
     counts = np.bincount(first, minlength=38)
     assert len(counts) == 38 and counts.min() > 400 and counts[37] > 400
-
-
-def test_value_warmup_trains_only_the_state_value_first():
-    pretrained = sequence_model.build_model(38, [16], embedding_dim=8)  # embedding: sparse grads
-    config = smoke_config(("tune.algorithms", ["psi"]), ("tune.q_init", "log_prior"),
-                          ("tune.value_warmup_steps", 2),
-                          ("tune.batch_episodes", 8))
-    tuner = tune.Tuner(pretrained, domains.get_domain("melody", config.reward), config.tune,
-                       "psi", seed=0)
-    agent = tuner.agent
-    tuner.collect()
-    value_head = agent.q_model.get_layer("state_value")
-    for _ in range(2):
-        agent.train(agent_experience(tuner))
-    for tuned, original in zip(agent.q_network.get_weights(), pretrained.get_weights()):
-        np.testing.assert_array_equal(tuned, original)  # the policy has not moved
-    assert np.abs(value_head.get_weights()[0]).max() > 0
-    agent.train(agent_experience(tuner))
-    assert any(np.abs(t - o).max() > 0 for t, o in zip(agent.q_network.get_weights(),
-                                                          pretrained.get_weights()))
-
-
-def agent_experience(tuner):
-    indices, _ = tuner.replay.sample(tuner.options.batch_episodes, 1.0)
-    return tuner.replay.experience(indices)
-
-
-def test_value_warmup_needs_the_state_value_head():
-    with pytest.raises(config_lib.ConfigError, match="value_warmup_steps"):
-        config_lib.load_config(SMOKE, ["tune.value_warmup_steps=10", "tune.q_init=logits"])
