@@ -6,7 +6,8 @@ checkpointing and early stopping happen every ``eval_every`` steps. ``BackupAndR
 the last checkpoint in the stage's partial directory, so a killed run resumes from it. A finished
 run whose ``max_steps`` grew (nothing else changed) is continued from its saved weights, Adam
 state and step, as a TF Estimator continues to a larger ``max_steps``; the learning-rate schedule
-depends on the step alone, so this trains what a fresh run to the new ``max_steps`` would.
+depends on the step alone, so this trains what a fresh run to the new ``max_steps`` would (on
+another data order, and with early stopping's patience counted afresh).
 """
 
 from __future__ import annotations
