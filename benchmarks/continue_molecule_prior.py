@@ -56,10 +56,7 @@ def main() -> None:
     train = pretrain.make_dataset(data, "train", vocab, options.batch_size,
                                   options.skip_first_losses, training=True,
                                   shuffle_buffer=options.shuffle_buffer, seed=7)
-    eval_ = pretrain.make_dataset(data, "eval", vocab, options.batch_size,
-                                  options.skip_first_losses, training=False)
-    if options.eval_batches:
-        eval_ = eval_.take(options.eval_batches)
+    eval_ = pretrain.eval_dataset(data, vocab, options, config.seed)
     print(machine(), flush=True)
 
     def report(steps: int, seconds: float) -> None:

@@ -38,7 +38,8 @@ def length_buckets(max_length: int, width: int = 4) -> list[int]:
 
 def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
                  skip_first_losses: int, *, training: bool, shuffle_buffer: int = 10000,
-                 seed: int = 0, bucket_by_length: bool = False) -> tf.data.Dataset:
+                 seed: int = 0, bucket_by_length: bool = False,
+                 sample: int | None = None) -> tf.data.Dataset:
     """Batches of (inputs, targets, weights) for next-token prediction.
 
     inputs = tokens[:-1], targets = tokens[1:], both from the zero LSTM state; weights are 0 for
@@ -48,7 +49,13 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
     the same length, so that little of each batch is padding (the LSTM pays for every step).
     Training weights of variable-length data are scaled so that every token weighs the same in
     Keras' batch-mean loss; eval weights stay 0/1 (``evaluate`` counts tokens with them).
+
+    With ``sample`` (eval only), the dataset is a fixed random sample of that many records,
+    drawn through the shuffle buffer with ``seed`` and the same at every evaluation: the first
+    records in file order would share any drift of the corpus's order (MOSES is ordered).
     """
+    if sample and training:
+        raise ValueError("sample is for eval datasets; training data is shuffled instead")
     num_tokens = int(vocab["num_tokens"])
     pad = int(vocab.get("pad", 0))
 
@@ -62,6 +69,9 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
 
     dataset = tfrecords.load_split(data_dir, split)  # a fixed order: reproducible runs
     dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
+    if sample:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+        dataset = dataset.take(sample).cache()
     if training:
         dataset = dataset.cache().shuffle(shuffle_buffer, seed=seed,
                                           reshuffle_each_iteration=True).repeat()
@@ -85,6 +95,15 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
 
         dataset = dataset.map(same_weight_per_token)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(data_dir: Path, vocab: dict, options, seed: int) -> tf.data.Dataset:
+    """The eval batches of every evaluation: the whole eval split, or with ``eval_batches`` a
+    fixed random sample of ``eval_batches`` x ``batch_size`` sequences of it."""
+    sample = options.eval_batches * options.batch_size if options.eval_batches else None
+    return make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
+                        training=False, shuffle_buffer=options.shuffle_buffer, seed=seed,
+                        sample=sample)
 
 
 @keras.utils.register_keras_serializable(package="seqtutor")
@@ -202,10 +221,7 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
                          training=True, shuffle_buffer=options.shuffle_buffer,
                          seed=config.seed + start_step,
                          bucket_by_length=options.bucket_by_length)
-    eval_ = make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
-                         training=False)
-    if options.eval_batches:
-        eval_ = eval_.take(options.eval_batches)
+    eval_ = eval_dataset(data_dir, vocab, options, config.seed)
 
     with _strategy(options).scope():
         model = sequence_model.build_model(int(vocab["num_tokens"]), options.lstm_units,

@@ -120,7 +120,8 @@ class PretrainConfig(_Options):
     max_steps: int = Field(20000, ge=1, description="Training step budget.")
     eval_every: int = Field(500, ge=1, description="Steps between evaluations/checkpoints.")
     eval_batches: int | None = Field(
-        None, ge=1, description="Eval batches per evaluation (None: the whole eval split).")
+        None, ge=1, description="Eval batches per evaluation, of a fixed random sample of "
+        "the eval split drawn through shuffle_buffer (None: the whole eval split).")
     early_stopping_patience: int = Field(
         3, ge=1, description="Stop after this many evaluations without a better eval loss.")
     early_stopping_start_step: int = Field(

@@ -65,6 +65,33 @@ def test_length_buckets_keep_every_sequence_and_cut_padding(tmp_path):
     assert padding[True] < 0.1 < padding[False]
 
 
+def test_eval_sample_is_a_fixed_random_sample_of_the_whole_split(tmp_path):
+    """eval_batches scores a random sample, not the head of a split whose order drifts."""
+    # Eval sequences written shortest first: the head of the file is unrepresentative.
+    sequences = [[3 + i % 30] * (6 + i // 10) for i in range(400)]
+    data = write_token_dataset(tmp_path / "data", sequences[:40], sequences)
+    vocab = json.loads((data / "vocab.json").read_text())
+
+    options = pretrain_config(batch_size=8, eval_batches=5, shuffle_buffer=1000).pretrain
+
+    def sample_lengths(seed):
+        dataset = pretrain.eval_dataset(data, vocab, options, seed)
+        return [tuple((w.numpy() > 0).sum(axis=1)) for _, _, w in dataset]
+
+    first = sample_lengths(seed=0)
+    lengths = np.concatenate(first)
+    assert len(lengths) == 40
+    all_lengths = np.array([len(s) - 1 for s in sequences])
+    head = all_lengths[:40]
+    # Drawn from the whole split: its mean is near the split's (24.5), far from the head's (6.5).
+    assert abs(lengths.mean() - all_lengths.mean()) < 5 < all_lengths.mean() - head.mean()
+    assert lengths.max() > head.max()
+    assert sample_lengths(seed=0) == first  # the same sample at every evaluation
+    assert sample_lengths(seed=1) != first
+    with pytest.raises(ValueError, match="eval"):
+        pretrain.make_dataset(data, "train", vocab, 8, 0, training=True, sample=40)
+
+
 def test_learning_rate_decays_to_its_floor():
     options = pretrain_config(learning_rate=0.01, lr_decay_rate=0.5, lr_decay_steps=10,
                               min_learning_rate=0.002).pretrain
