@@ -1,7 +1,7 @@
 """Experiment: how far more low-rate steps take the molecule prior's validity.
 
 Continues a pretrained prior (never written back) with Adam at a fixed low rate, and after each
-chunk of steps prints the eval log perplexity (the config's eval batches, as the pretrain stage) and the
+chunk of steps prints the eval log perplexity (on the pretrain stage's eval batches) and the
 fraction of valid molecules among samples from BOS at temperature 1 (RDKit parse).
 
     python -m benchmarks.continue_molecule_prior [--config configs/molecule.yaml]

@@ -4,10 +4,12 @@ Feeds the training split as the pretrain stage does (padded batches) for each sh
 size and reports the mean molecule length of consecutive windows of sequences. Shuffled
 i.i.d., the window means would spread by about sd / sqrt(window); a corpus written in an order
 with structure (MOSES is) and a buffer much smaller than the split give a drifting training
-distribution instead (the eval loss drifts with it).
+distribution instead (the eval loss drifts with it). For the eval split it compares the first
+``eval_batches`` x ``batch_size`` records in file order and the random sample the pretrain stage
+scores (``pretrain.eval_dataset``) with the whole split.
 
     python -m benchmarks.training_order [--config configs/molecule.yaml] [--workdir DIR]
-        [--buffers 100000 1500000] [--window 50000] [--windows 20]
+        [--buffers [100000 1500000 ...]] [--window 50000] [--windows 20]
 """
 
 from __future__ import annotations
@@ -35,11 +37,36 @@ def window_means(data: Path, vocab: dict, buffer: int, window: int, windows: int
     return lengths.reshape(windows, -1).mean(axis=1), float(lengths.std())
 
 
+def eval_subsets(data: Path, vocab: dict, options, seed: int) -> dict:
+    """How well the pretrain stage's eval sample and the head of the eval split in file order
+    represent the whole split: mean length and the total variation distance of their token
+    frequencies from the split's (a random subset of that size: sampling noise only)."""
+    def token_counts(dataset):  # [sequences, vocabulary] target-token counts
+        num_tokens = int(vocab["num_tokens"])
+        return np.array([np.bincount(row[mask], minlength=num_tokens)
+                         for _, targets, weights in dataset
+                         for row, mask in zip(targets.numpy(), weights.numpy() > 0)])
+
+    def describe(counts, whole):
+        frequencies = counts.sum(axis=0) / counts.sum()
+        distance = 0.5 * np.abs(frequencies - whole.sum(axis=0) / whole.sum()).sum()
+        return {"mean_length": round(float(counts.sum(axis=1).mean()), 3),
+                "token_tv_distance_from_split": round(float(distance), 4)}
+
+    whole = token_counts(pretrain.make_dataset(data, "eval", vocab, 1000, 0, training=False))
+    sample = token_counts(pretrain.eval_dataset(data, vocab, options, seed))
+    return {"records": len(whole), "subset_records": len(sample),
+            "whole_split": describe(whole, whole),
+            "head_in_file_order": describe(whole[:len(sample)], whole),
+            "stage_eval_sample": describe(sample, whole)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/molecule.yaml")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--buffers", type=int, nargs="+", default=[100_000, 1_500_000])
+    parser.add_argument("--buffers", type=int, nargs="*", default=[100_000, 1_500_000],
+                        help="training shuffle buffers to compare (none: the eval split only)")
     parser.add_argument("--window", type=int, default=50_000)
     parser.add_argument("--windows", type=int, default=20)
     args = parser.parse_args()
@@ -55,6 +82,8 @@ def main() -> None:
             "spread_of_window_means": round(float(means.std()), 3),
             "iid_expectation": round(sd / np.sqrt(args.window), 3),
             "seconds": round(time.perf_counter() - started, 1)}
+    if config.pretrain.eval_batches:
+        result["eval"] = eval_subsets(data, vocab, config.pretrain, config.seed)
     print(json.dumps(result, indent=1))
 
 

@@ -28,7 +28,8 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", action="append", default=None, metavar="GLOB",
                         help="your own corpus files, directories or globs (repeatable)")
     parser.add_argument("--builtin-corpus", default=None, metavar="NAME",
-                        help="music21_folk (melody), moses (molecule) or none (overrides the config)")
+                        help="music21_folk (melody), moses (molecule) or none "
+                        "(overrides the config)")
 
 
 def build_parser() -> argparse.ArgumentParser:
