@@ -6,8 +6,9 @@ is computed once per batch of finished episodes), add them to the replay, then t
 episodes until the number of trained transitions matches ``replay_ratio`` x environment steps.
 Every ``eval_every`` environment steps, ``eval_episodes`` episodes sampled from the policy give
 one point of ``curves.csv`` (mean r_T per episode, mean log p(a|s) per token: the paper's
-Figure 2). Checkpoints hold the networks, the optimizer, the replay and the counters, so a
-killed run resumes where its last checkpoint left it.
+Figure 2; then the domain's own ``curve_fields``, such as the fraction of valid molecules).
+Checkpoints hold the networks, the optimizer, the replay and the counters, so a killed run
+resumes where its last checkpoint left it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from data_prep import tfrecords
 
 log = logging.getLogger(__name__)
 CURVES_FILE = "curves.csv"
-CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")
+CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")  # then the domain's curve_fields
 CHECKPOINT_DIR = "checkpoints"
 POLICY_DIR = "policy"
 
@@ -42,28 +43,34 @@ class NonFiniteError(FloatingPointError):
 class CurveWriter:
     """Appends curve points to curves.csv and TensorBoard; on resume drops later points."""
 
-    def __init__(self, path: Path, resume_step: int, summary_dir: Path):
+    def __init__(self, path: Path, resume_step: int, summary_dir: Path,
+                 extra_fields: tuple[str, ...] = ()):
         self.path = path
+        self.fields = CURVE_FIELDS + tuple(extra_fields)
         rows = []
         if path.exists():
             with path.open() as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
         with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, CURVE_FIELDS)
+            writer = self._writer(handle)
             writer.writeheader()
             writer.writerows(rows)
         self.rows = rows
         self.summaries = tf.summary.create_file_writer(str(summary_dir))
 
-    def add(self, step: int, mean_task_reward: float, mean_log_prior: float) -> None:
-        row = {"step": step, "mean_task_reward": f"{mean_task_reward:.6f}",
-               "mean_log_prior": f"{mean_log_prior:.6f}"}
+    def _writer(self, handle) -> csv.DictWriter:
+        # A row written before a field existed gets an empty cell.
+        return csv.DictWriter(handle, self.fields, restval="", extrasaction="ignore")
+
+    def add(self, step: int, point: dict[str, float]) -> None:
+        """One point: ``point`` holds a value for every field but ``step``."""
+        row = {"step": step, **{field: f"{point[field]:.6f}" for field in self.fields[1:]}}
         self.rows.append(row)
         with self.path.open("a", newline="") as handle:
-            csv.DictWriter(handle, CURVE_FIELDS).writerow(row)
+            self._writer(handle).writerow(row)
         with self.summaries.as_default():
-            tf.summary.scalar("curves/mean_task_reward", mean_task_reward, step=step)
-            tf.summary.scalar("curves/mean_log_prior", mean_log_prior, step=step)
+            for field in self.fields[1:]:
+                tf.summary.scalar(f"curves/{field}", point[field], step=step)
         self.summaries.flush()
 
 
@@ -148,15 +155,15 @@ class Tuner:
         loss, mean_value = self._train(tf.constant(updates), tf.constant(beta, tf.float32))
         return float(loss), float(mean_value)
 
-    def evaluate(self, episodes: int) -> tuple[float, float, np.ndarray]:
-        """(mean r_T per episode, mean log p(a|s) per token, sampled actions)."""
+    def evaluate(self, episodes: int) -> dict[str, float]:
+        """One curve point of ``episodes`` episodes sampled from the policy: mean r_T per
+        episode, mean log p(a|s) per token and the domain's ``curve_fields``."""
         first = self.domain.priming_tokens(self.rng, episodes)
         actions, log_prior = self._sample(tf.constant(first))
         actions = actions.numpy()
-        task = self.domain.task_reward(actions).sum(axis=1)
         mask = self.domain.step_mask(actions)
         mean_log_prior = float((log_prior.numpy() * mask).sum() / max(1, mask.sum()))
-        return float(task.mean()), mean_log_prior, actions
+        return {**self.domain.curve_point(actions), "mean_log_prior": mean_log_prior}
 
 
 def _crossed(previous: int, now: int, every: int) -> bool:
@@ -193,15 +200,21 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
             log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
                      int(tuner.env_steps.numpy()))
         start = int(tuner.env_steps.numpy())
-        curves = CurveWriter(output / CURVES_FILE, start, output / "logs")
+        curves = CurveWriter(output / CURVES_FILE, start, output / "logs", domain.curve_fields)
         if start == 0:
-            reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
-            curves.add(0, reward, log_prior)
+            curves.add(0, tuner.evaluate(options.eval_episodes))
 
-        progress = tf.keras.utils.Progbar(options.num_steps, unit_name="env step",
-                                          stateful_metrics=["r_T", "log_p", "epsilon", "loss"])
-        last = curves.rows[-1]
-        shown = {"r_T": float(last["mean_task_reward"]), "log_p": float(last["mean_log_prior"])}
+        shown_names = {"mean_task_reward": "r_T", "mean_log_prior": "log_p",
+                       **{field: field for field in domain.curve_fields}}
+
+        def shown_point(point) -> dict[str, float]:
+            return {shown_names[k]: float(v) for k, v in point.items()
+                    if k in shown_names and v != ""}
+
+        progress = tf.keras.utils.Progbar(
+            options.num_steps, unit_name="env step",
+            stateful_metrics=[*shown_names.values(), "epsilon", "loss"])
+        shown = shown_point(curves.rows[-1])
         progress.update(start, list(shown.items()))
         steps = start
         while steps < options.num_steps:
@@ -219,9 +232,9 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
                         "tune.c.")
                 shown["loss"] = loss
             if _crossed(previous, steps, options.eval_every) or steps >= options.num_steps:
-                reward, log_prior, _ = tuner.evaluate(options.eval_episodes)
-                curves.add(steps, reward, log_prior)
-                shown.update({"r_T": reward, "log_p": log_prior})
+                point = tuner.evaluate(options.eval_episodes)
+                curves.add(steps, point)
+                shown.update(shown_point(point))
             if _crossed(previous, steps, options.checkpoint_every):
                 manager.save(checkpoint_number=steps)
             shown["epsilon"] = float(tuner.epsilon.numpy())
@@ -232,15 +245,13 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
         (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
         policy_saver.PolicySaver(tuner.sampling_policy, batch_size=None).save(
             str(output / POLICY_DIR))
-        final = curves.rows[-1]
         summary = {
             "algorithm": algorithm,
             "env_steps": steps,
             "train_steps": int(tuner.agent.train_step_counter.numpy()),
-            "final_mean_task_reward": float(final["mean_task_reward"]),
-            "final_mean_log_prior": float(final["mean_log_prior"]),
-            "initial_mean_task_reward": float(curves.rows[0]["mean_task_reward"]),
-            "initial_mean_log_prior": float(curves.rows[0]["mean_log_prior"]),
         }
+        for when, row in (("final", curves.rows[-1]), ("initial", curves.rows[0])):
+            summary.update({f"{when}_{field}": float(row[field]) for field in curves.fields[1:]
+                            if row.get(field, "") != ""})
         (output / "tune.json").write_text(json.dumps(summary, indent=1) + "\n")
         return summary

@@ -10,8 +10,10 @@ A domain object offers:
 - for evaluation: ``evaluate(actions, log_prior) -> (statistics, details)``,
   ``data_episodes(records, length, limit)``, ``write_samples(stem, actions)`` and
   ``samples_html(name, actions)``;
+- for the tuning curves: ``curve_fields`` and ``curve_point(actions) -> dict`` (the mean r_T
+  per episode, plus the domain's own figures such as the molecules' validity);
 - ``close()`` (and ``with domain:``), which releases what it holds (the molecule domain's RDKit
-  scoring processes): the :class:`Domain` base class gives the protocol.
+  scoring processes): the :class:`Domain` base class gives the protocol and the defaults.
 
 A new domain is a new module plus an entry in ``_DOMAINS`` (and its config class in
 ``pipeline/config.py``).
@@ -22,7 +24,15 @@ from pipeline import _legacy_keras  # noqa: F401  (must run before TensorFlow is
 
 class Domain:
     """Base of every domain: a context manager whose ``close`` releases the domain's resources
-    (none unless a domain overrides it)."""
+    (none unless a domain overrides it), and the default tuning-curve statistics."""
+
+    # The statistics of each tuning-curve point that the domain adds to the mean r_T.
+    curve_fields: tuple[str, ...] = ()
+
+    def curve_point(self, actions) -> dict[str, float]:
+        """Statistics of episodes sampled from the policy: ``mean_task_reward`` (r_T summed
+        over each episode, averaged) and the ``curve_fields``."""
+        return {"mean_task_reward": float(self.task_reward(actions).sum(axis=1).mean())}
 
     def close(self) -> None:
         pass

@@ -1,5 +1,6 @@
 """The molecule pipeline on the smoke config: data, prior, Psi tuning, evaluation."""
 
+import csv
 import json
 
 import numpy as np
@@ -69,8 +70,13 @@ def test_generate_writes_a_smiles_file(molecule_run, tmp_path):
 def test_tuned_episodes_end_at_eos_and_the_curves_are_written(molecule_run):
     workdir, _, metrics = molecule_run
     with open(workdir / "tune" / "psi" / "curves.csv") as handle:
-        rows = handle.read().splitlines()
-    assert rows[0] == "step,mean_task_reward,mean_log_prior" and len(rows) >= 3
+        rows = list(csv.DictReader(handle))
+    # The molecule domain adds the fraction of valid molecules to every point.
+    assert list(rows[0]) == ["step", "mean_task_reward", "mean_log_prior", "valid"]
+    assert len(rows) >= 3 and all(0 <= float(row["valid"]) <= 1 for row in rows)
+    summary = json.loads((workdir / "tune" / "psi" / "tune.json").read_text())
+    assert summary["initial_valid"] == float(rows[0]["valid"])
+    assert summary["final_valid"] == float(rows[-1]["valid"])
     assert metrics["outcomes"]["psi"]["cut_by_episode_cap"] < 0.5
 
 

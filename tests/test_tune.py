@@ -166,6 +166,21 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
         8192 * options.replay_ratio // (options.batch_episodes * 32))
 
 
+def test_curves_resumed_with_a_new_field_keep_their_earlier_points(tmp_path):
+    path = tmp_path / "curves.csv"
+    path.write_text("step,mean_task_reward,mean_log_prior\n0,1.5,-0.5\n100,2.0,-0.6\n"
+                    "200,2.5,-0.7\n")
+    # Resumed at step 100 by a domain with a curve field the file does not have yet.
+    curves = tune.CurveWriter(path, 100, tmp_path / "logs", ("valid",))
+    curves.add(200, {"mean_task_reward": 3.0, "mean_log_prior": -0.65, "valid": 0.9})
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["step"] for row in rows] == ["0", "100", "200"]
+    assert rows[1] == {"step": "100", "mean_task_reward": "2.0", "mean_log_prior": "-0.6",
+                       "valid": ""}
+    assert float(rows[2]["valid"]) == 0.9 and float(rows[2]["mean_task_reward"]) == 3.0
+
+
 def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypatch):
     from domains.melody.domain import MelodyDomain
 

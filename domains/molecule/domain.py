@@ -23,6 +23,7 @@ class MoleculeDomain(Domain):
     paper_table = reward.PAPER_TABLE_2
     details_key = "outcomes"
     sample_suffix = ".smi"
+    curve_fields = ("valid",)
 
     def __init__(self, reward_config, vocab: dict, data_dir: Path | None = None):
         if vocab.get("domain") != "molecule":
@@ -68,6 +69,12 @@ class MoleculeDomain(Domain):
         out = np.zeros(actions.shape, np.float32)
         out[np.arange(len(actions)), reward.last_step(actions, self.end_token)] = rewards
         return out
+
+    def curve_point(self, actions: np.ndarray) -> dict[str, float]:
+        """Mean r_T and the fraction of valid molecules (ended by EOS, parsed by RDKit)."""
+        _, finished, scores, rewards = self._score(np.asarray(actions), with_canonical=False)
+        return {"mean_task_reward": float(rewards.mean()),
+                "valid": float((scores.valid & finished).mean())}
 
     def training_set(self) -> set[str] | None:
         """Canonical SMILES of the train split (for novelty), or None without a dataset."""
