@@ -74,7 +74,7 @@ class MoleculeDomain(Domain):
         """Mean r_T and the fraction of valid molecules (ended by EOS, parsed by RDKit)."""
         _, finished, scores, rewards = self._score(np.asarray(actions), with_canonical=False)
         return {"mean_task_reward": float(rewards.mean()),
-                "valid": float((scores.valid & finished).mean())}
+                "valid": float(reward.valid_molecules(finished, scores).mean())}
 
     def training_set(self) -> set[str] | None:
         """Canonical SMILES of the train split (for novelty), or None without a dataset."""
@@ -88,7 +88,7 @@ class MoleculeDomain(Domain):
     def evaluate(self, actions: np.ndarray, log_prior: np.ndarray) -> tuple[dict, dict]:
         """(the Table 2 statistics, the fractions of episodes by outcome) of N episodes."""
         strings, finished, scores, rewards = self._score(actions)
-        valid = scores.valid & finished
+        valid = reward.valid_molecules(finished, scores)
         canonical = [c for c, ok in zip(scores.canonical, valid) if ok]
         log_prior = np.asarray(log_prior)
         stats = reward.statistics(canonical, scores, valid, rewards, log_prior,

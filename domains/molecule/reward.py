@@ -36,9 +36,16 @@ def last_step(actions: np.ndarray, eos: int) -> np.ndarray:
     return np.where(is_end.any(axis=1), is_end.argmax(axis=1), is_end.shape[1] - 1)
 
 
+def valid_molecules(finished: np.ndarray, scores: chemistry.Scores) -> np.ndarray:
+    """[N] bool: RDKit parsed the string and EOS ended it (a string cut by the episode cap is
+    invalid whatever it parses to)."""
+    return scores.valid & np.asarray(finished, bool)
+
+
 def task_rewards(finished: np.ndarray, scores: chemistry.Scores, weights, vocab: dict
                  ) -> np.ndarray:
-    """r_T per molecule [N]. A string cut by the episode cap is invalid whatever it parses to.
+    """r_T per molecule [N]; only a valid molecule (:func:`valid_molecules`) earns the
+    chemistry terms.
 
     Args:
       finished: [N] whether EOS ended the episode.
@@ -46,7 +53,7 @@ def task_rewards(finished: np.ndarray, scores: chemistry.Scores, weights, vocab:
       weights: a MoleculeRewardConfig.
       vocab: the dataset's vocabulary (min_length, max_carbon_run).
     """
-    valid = scores.valid & finished
+    valid = valid_molecules(finished, scores)
     chemistry_terms = (weights.valid + weights.logp * scores.logp + weights.qed * scores.qed
                        - weights.sa * scores.sa + weights.ring * scores.ring_penalty)
     reward = np.where(valid, np.nan_to_num(chemistry_terms), 0.0)
