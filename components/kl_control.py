@@ -76,9 +76,23 @@ def episode_mask(actions, end_token: int | None):
     return tf.cast(tf.equal(ended_before, 0.0), tf.float32)
 
 
+def _shift_left(x):
+    """x[:, t + 1] at step t, 0 at the last step ([B, T])."""
+    return tf.concat([x[:, 1:], tf.zeros_like(x[:, :1])], axis=1)
+
+
 def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamma: float,
-                       algorithm: str, step_mask=None):
+                       algorithm: str, step_mask=None, n_step: int | None = 1):
     """TD targets for whole episodes from one pass of each network.
+
+    With ``n_step`` n > 1 the target bootstraps n steps ahead: the next state's value
+    V^-(s') is corrected by what the replayed episode then earned, the (n-1)-step target of
+    (s', a') less the target network's Q^-(s', a'). Since V^-(s') - Q^-(s', a') is added
+    back, the correction vanishes wherever Q^- already predicts the return, so this is the
+    one-step target's fixed point for any behaviour policy: for Psi and G, where
+    V(s') - Q(s', a') = -log pi(a'|s') (+ log p(a'|s') for G), it is path consistency
+    (Nachum et al. 2017). The terminal reward then reaches every step of an episode without
+    waiting for a value function to carry it back, one step per update.
 
     Args:
       r_task: [B, T] task reward of each step.
@@ -88,17 +102,26 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
       c, gamma, algorithm: see spec/tuning.md.
       step_mask: [B, T] 1 inside the episode (:func:`episode_mask`); None: every step. An
         episode's last step (its last 1) is terminal.
+      n_step: steps before bootstrapping: 1 (the paper), n, or None for the whole episode
+        (the return to its end: no bootstrapping).
 
     Returns:
       (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
       same pass (the network's state after input a_t).
     """
+    if n_step is not None and n_step < 1:
+        raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
     log_prior_taken = tf.gather(log_prior, actions, batch_dims=2)
     reward = kl_control_reward(r_task, log_prior_taken, c, algorithm)
-    next_value = next_state_value(target_values[:, 1:], log_prior[:, 1:], algorithm)
-    next_value = tf.concat([next_value, tf.zeros_like(next_value[:, :1])], axis=1)
+    next_value = _shift_left(next_state_value(target_values, log_prior, algorithm))
     if step_mask is None:
         step_mask = tf.ones_like(reward)
     # discount_t = 1 while step t + 1 is still inside the episode: 0 at the terminal step.
-    discount = tf.concat([step_mask[:, 1:], tf.zeros_like(reward[:, :1])], axis=1)
-    return td_targets(reward, next_value, discount, gamma), reward
+    discount = _shift_left(step_mask)
+    one_step = td_targets(reward, next_value, discount, gamma)
+    horizon = actions.shape[1] if n_step is None else min(n_step, actions.shape[1])
+    taken_target = tf.gather(target_values, actions, batch_dims=2)
+    targets = one_step
+    for _ in range(horizon - 1):  # targets: m-step -> (m + 1)-step
+        targets = one_step + gamma * discount * _shift_left(targets - taken_target)
+    return targets, reward

@@ -206,14 +206,16 @@ class SequenceTutorAgent(tf_agent.TFAgent):
     def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
                  eta: float, learning_rate: float, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
-                 end_token: int | None = None, q_init: str = "logits",
+                 end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
         if not 0 <= gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.algorithm = kl_control.check_algorithm(algorithm)
-        self.c, self.gamma, self.eta = c, gamma, eta
+        if n_step is not None and n_step < 1:
+            raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
+        self.c, self.gamma, self.eta, self.n_step = c, gamma, eta, n_step
         self.end_token = end_token  # episodes end at this action (None: fixed length)
         self.q_network = clone(pretrained)
         self.target_network = clone(pretrained, trainable=False)
@@ -269,7 +271,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         mask = kl_control.episode_mask(actions, self.end_token)
         targets, _ = kl_control.episode_td_targets(
             experience.reward, actions, log_prior, target_values, self.c, self.gamma,
-            self.algorithm, mask)
+            self.algorithm, mask, self.n_step)
         targets = tf.stop_gradient(targets)
         taken = tf.gather(values, actions, batch_dims=2)
         td_error = (targets - taken) * mask  # no error after an episode's end

@@ -188,6 +188,11 @@ class TuneConfig(_Options):
         "logits", description="The Q-network's start: the pretrained logits (paper), or "
         "log_softmax(logits) + a state value v(s) starting at 0 (initial soft value 0; for "
         "long episodes with gamma near 1).")
+    n_step: int | None = Field(
+        1, ge=1, description="Steps of the TD target before it bootstraps from the target "
+        "network: 1 (the paper), n, or None for the whole episode. Longer targets carry an "
+        "end-of-episode reward back at once instead of one step per update; see "
+        "kl_control.episode_td_targets.")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "

@@ -91,3 +91,73 @@ def test_td_target_is_terminal_at_the_end_token():
     targets, _ = kl_control.episode_td_targets(r_task, actions, log_prior, target, 1.0, 0.5,
                                                "rl_only", mask)
     assert targets.numpy()[0, :2] == pytest.approx([0.5 * 3.0, 3.0])
+
+
+# Two-step targets of the example above: step 0 bootstraps from what step 1 earned (its
+# terminal target R_1) corrected by V^-(s_1) - Q^-(s_1, a_1 = 2), with Q^-(s_1, 2) = 3.
+EXPECTED_TWO_STEP = {
+    "q": 2.0 + np.log(0.25) + 0.5 * (4.0 + np.log(0.5) + 3.0 - 3.0),
+    "psi": 2.0 + np.log(0.25) + 0.5 * (4.0 + np.log(0.5) + 3.407606 - 3.0),
+    "g": 2.0 + 0.5 * (4.0 + 2.549690 - 3.0),
+    "rl_only": 2.0 + 0.5 * (4.0 + 3.0 - 3.0),
+}
+
+
+@pytest.mark.parametrize("algorithm", kl_control.ALGORITHMS)
+@pytest.mark.parametrize("n_step", [2, 5, None])
+def test_multi_step_targets_match_hand_computed_values(algorithm, n_step):
+    targets, _ = kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA,
+                                               algorithm, n_step=n_step)
+    np.testing.assert_allclose(targets.numpy()[0],
+                               [EXPECTED_TWO_STEP[algorithm], EXPECTED[algorithm][1]],
+                               rtol=1e-6)
+
+
+def test_whole_episode_psi_target_is_the_return_less_the_policys_log_probabilities():
+    # Path consistency: y_t = sum_k gamma^(k-t) (r_k / c + log p(a_k|s_k))
+    #                         - sum_{k>t} gamma^(k-t) log pi^-(a_k|s_k), up to the episode end.
+    rng = np.random.default_rng(0)
+    batch, steps, vocab, end = 3, 6, 4, 3
+    actions = rng.integers(0, vocab - 1, size=(batch, steps))
+    actions[0, 2] = end  # episode 0 ends at step 2; the others run to the cap
+    r_task = rng.normal(size=(batch, steps)).astype(np.float32)
+    log_prior = tf.nn.log_softmax(rng.normal(size=(batch, steps, vocab)).astype(np.float32))
+    target = rng.normal(size=(batch, steps, vocab)).astype(np.float32)
+    c, gamma = 2.0, 0.9
+    mask = kl_control.episode_mask(tf.constant(actions), end)
+    targets, _ = kl_control.episode_td_targets(
+        tf.constant(r_task), tf.constant(actions), log_prior, tf.constant(target), c, gamma,
+        "psi", mask, n_step=None)
+    log_pi = tf.nn.log_softmax(target).numpy()
+    log_p = log_prior.numpy()
+    for b in range(batch):
+        last = int(mask.numpy()[b].sum()) - 1
+        for t in range(last + 1):
+            expected = sum(gamma ** (k - t) * (r_task[b, k] / c + log_p[b, k, actions[b, k]])
+                           for k in range(t, last + 1))
+            expected -= sum(gamma ** (k - t) * log_pi[b, k, actions[b, k]]
+                            for k in range(t + 1, last + 1))
+            assert targets.numpy()[b, t] == pytest.approx(expected, abs=1e-4)
+
+
+def test_n_step_targets_equal_one_step_targets_where_the_target_network_is_exact():
+    # If Q^- of every action taken equals its one-step target, the corrections vanish.
+    actions = tf.constant([[0, 1, 1]])
+    r_task = tf.constant([[0.0, 0.0, 2.0]])
+    log_prior = tf.math.log(tf.fill([1, 3, 2], 0.5))
+    values = np.zeros((1, 3, 2), np.float32)
+    for _ in range(10):  # a fixed point of the one-step targets (three steps: exact)
+        one_step, _ = kl_control.episode_td_targets(r_task, actions, log_prior,
+                                                    tf.constant(values), 1.0, 0.9, "q")
+        values[0, np.arange(3), actions.numpy()[0]] = one_step.numpy()[0]
+    one_step, _ = kl_control.episode_td_targets(r_task, actions, log_prior, tf.constant(values),
+                                                1.0, 0.9, "q")
+    whole, _ = kl_control.episode_td_targets(r_task, actions, log_prior, tf.constant(values),
+                                             1.0, 0.9, "q", n_step=None)
+    np.testing.assert_allclose(whole.numpy(), one_step.numpy(), rtol=1e-6)
+
+
+def test_n_step_below_one_is_an_error():
+    with pytest.raises(ValueError, match="n_step must be at least 1"):
+        kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA, "psi",
+                                      n_step=0)
