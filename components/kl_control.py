@@ -76,6 +76,12 @@ def episode_mask(actions, end_token: int | None):
     return tf.cast(tf.equal(ended_before, 0.0), tf.float32)
 
 
+def check_n_step(n_step: int | None) -> int | None:
+    if n_step is not None and n_step < 1:
+        raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
+    return n_step
+
+
 def _shift_left(x):
     """x[:, t + 1] at step t, 0 at the last step ([B, T])."""
     return tf.concat([x[:, 1:], tf.zeros_like(x[:, :1])], axis=1)
@@ -109,8 +115,7 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
       (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
       same pass (the network's state after input a_t).
     """
-    if n_step is not None and n_step < 1:
-        raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
+    check_n_step(n_step)
     log_prior_taken = tf.gather(log_prior, actions, batch_dims=2)
     reward = kl_control_reward(r_task, log_prior_taken, c, algorithm)
     next_value = _shift_left(next_state_value(target_values, log_prior, algorithm))

@@ -213,9 +213,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         if not 0 <= gamma <= 1:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.algorithm = kl_control.check_algorithm(algorithm)
-        if n_step is not None and n_step < 1:
-            raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
-        self.c, self.gamma, self.eta, self.n_step = c, gamma, eta, n_step
+        self.n_step = kl_control.check_n_step(n_step)
+        self.c, self.gamma, self.eta = c, gamma, eta
         self.end_token = end_token  # episodes end at this action (None: fixed length)
         self.q_network = clone(pretrained)
         self.target_network = clone(pretrained, trainable=False)
