@@ -101,7 +101,8 @@ def test_tuning_and_evaluation_close_their_rdkit_scoring_processes(molecule_run,
     config = config_lib.load_config("configs/molecule_smoke.yaml", [
         ("reward.workers", 2), ("evaluate.num_samples", 1200), ("evaluate.models", ["mle"]),
         ("tune.num_steps", 30000), ("tune.collect_episodes", 600), ("tune.eval_episodes", 600),
-        ("tune.eval_every", 30000), ("tune.checkpoint_every", 30000)])
+        ("tune.eval_every", 30000), ("tune.checkpoint_every", 30000),
+        ("tune.replay_ratio", 1.0)])  # few gradient steps: the pools are what is tested
     inputs = {stage: workdir / stage for stage in ("prepare_data", "pretrain", "tune")}
     (tmp_path / "tune").mkdir()
     tune.run(config, {"pretrain": workdir / "pretrain"}, tmp_path / "tune", "psi")
