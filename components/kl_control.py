@@ -82,13 +82,45 @@ def check_n_step(n_step: int | None) -> int | None:
     return n_step
 
 
+EXPLORATIONS = ("epsilon_greedy", "boltzmann", "epsilon_boltzmann")
+
+
+def behaviour_probabilities(policy_probs, actions, exploration: str, epsilon):
+    """mu(a_t | s_t) [B, T] of the collect policy for the actions taken, given the policy's
+    probabilities [B, T, V]: epsilon-greedy (a uniform token with probability epsilon, else the
+    policy's most likely one), Boltzmann (a policy sample) or epsilon-Boltzmann (a uniform token
+    with probability epsilon, else a policy sample)."""
+    if exploration not in EXPLORATIONS:
+        raise ValueError(f"unknown exploration {exploration!r}; choose from "
+                         f"{', '.join(EXPLORATIONS)}")
+    taken = tf.gather(policy_probs, actions, batch_dims=2)
+    if exploration == "boltzmann":
+        return taken
+    uniform = epsilon / tf.cast(tf.shape(policy_probs)[-1], policy_probs.dtype)
+    if exploration == "epsilon_greedy":
+        greedy = tf.cast(tf.equal(tf.argmax(policy_probs, axis=-1, output_type=actions.dtype),
+                                  actions), policy_probs.dtype)
+        return (1.0 - epsilon) * greedy + uniform
+    return (1.0 - epsilon) * taken + uniform
+
+
+def retrace_traces(policy_probs, actions, exploration: str, epsilon):
+    """Retrace's trace c_t = min(1, pi(a_t|s_t) / mu(a_t|s_t)) [B, T] (Munos et al. 2016):
+    about 1 for the actions the policy itself would take, near 0 for an exploratory token the
+    policy would not have chosen, where a multi-step target must stop following the episode."""
+    taken = tf.gather(policy_probs, actions, batch_dims=2)
+    mu = behaviour_probabilities(policy_probs, actions, exploration, epsilon)
+    return tf.minimum(1.0, taken / tf.maximum(mu, 1e-12))
+
+
 def _shift_left(x):
     """x[:, t + 1] at step t, 0 at the last step ([B, T])."""
     return tf.concat([x[:, 1:], tf.zeros_like(x[:, :1])], axis=1)
 
 
 def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamma: float,
-                       algorithm: str, step_mask=None, n_step: int | None = 1):
+                       algorithm: str, step_mask=None, n_step: int | None = 1,
+                       traces=None):
     """TD targets for whole episodes from one pass of each network.
 
     With ``n_step`` n > 1 the target bootstraps n steps ahead: the next state's value
@@ -110,6 +142,10 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
         episode's last step (its last 1) is terminal.
       n_step: steps before bootstrapping: 1 (the paper), n, or None for the whole episode
         (the return to its end: no bootstrapping).
+      traces: [B, T] weights c_t of the correction that step t's action brings to the target
+        of step t - 1 (:func:`retrace_traces`); None: 1 everywhere. Where c_t is 0 the target
+        of step t - 1 is the one-step target: what followed an off-policy action is not the
+        policy's return.
 
     Returns:
       (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
@@ -126,7 +162,9 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
     one_step = td_targets(reward, next_value, discount, gamma)
     horizon = actions.shape[1] if n_step is None else min(n_step, actions.shape[1])
     taken_target = tf.gather(target_values, actions, batch_dims=2)
+    if traces is None:
+        traces = tf.ones_like(reward)
     targets = one_step
     for _ in range(horizon - 1):  # targets: m-step -> (m + 1)-step
-        targets = one_step + gamma * discount * _shift_left(targets - taken_target)
+        targets = one_step + gamma * discount * _shift_left(traces * (targets - taken_target))
     return targets, reward

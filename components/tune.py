@@ -88,7 +88,8 @@ class Tuner:
             pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
             learning_rate=options.learning_rate, clip_norm=options.clip_norm,
             exploration=options.exploration, epsilon=self.epsilon.read_value,
-            end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step)
+            end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
+            off_policy_correction=options.off_policy_correction)
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)

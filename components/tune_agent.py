@@ -207,6 +207,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  eta: float, learning_rate: float, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
+                 off_policy_correction: str = "none",
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -214,6 +215,14 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         self.algorithm = kl_control.check_algorithm(algorithm)
         self.n_step = kl_control.check_n_step(n_step)
+        if off_policy_correction not in ("none", "retrace"):
+            raise ValueError("off_policy_correction must be 'none' or 'retrace', got "
+                             f"{off_policy_correction!r}")
+        if exploration not in kl_control.EXPLORATIONS:
+            raise ValueError(f"unknown exploration {exploration!r}; choose from "
+                             f"{', '.join(kl_control.EXPLORATIONS)}")
+        self.off_policy_correction = off_policy_correction
+        self.exploration, self._epsilon = exploration, epsilon
         self.c, self.gamma, self.eta = c, gamma, eta
         self.end_token = end_token  # episodes end at this action (None: fixed length)
         self.q_network = clone(pretrained)
@@ -270,7 +279,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         mask = kl_control.episode_mask(actions, self.end_token)
         targets, _ = kl_control.episode_td_targets(
             experience.reward, actions, log_prior, target_values, self.c, self.gamma,
-            self.algorithm, mask, self.n_step)
+            self.algorithm, mask, self.n_step, self._traces(target_values, log_prior, actions))
         targets = tf.stop_gradient(targets)
         taken = tf.gather(values, actions, batch_dims=2)
         td_error = (targets - taken) * mask  # no error after an episode's end
@@ -282,6 +291,19 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         extra = Diagnostics(loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
                             tf.reduce_sum(tf.abs(td_error), 1) / steps)
         return tf_agent.LossInfo(loss, extra)
+
+    def _traces(self, target_values, log_prior, actions):
+        """Retrace's traces for multi-step targets, or None (follow every episode to its end).
+
+        The collect policy that played a replayed episode is estimated by the target network's
+        policy with today's epsilon: the traces then mainly cut the exploratory tokens, which
+        the replay does not record."""
+        if self.off_policy_correction == "none" or self.n_step == 1:
+            return None
+        probs = tf.nn.softmax(kl_control.policy_logits(target_values, log_prior, self.algorithm))
+        epsilon = self._epsilon() if callable(self._epsilon) else self._epsilon
+        return tf.stop_gradient(kl_control.retrace_traces(
+            probs, actions, self.exploration, tf.cast(epsilon, probs.dtype)))
 
     def q_values(self, network: keras.Model, observations, training: bool = False):
         """Q(s_t, .) [B, T, V] of the Q-network or the target network."""

@@ -193,6 +193,10 @@ class TuneConfig(_Options):
         "network: 1 (the paper), n, or None for the whole episode. Longer targets carry an "
         "end-of-episode reward back at once instead of one step per update; see "
         "kl_control.episode_td_targets.")
+    off_policy_correction: Literal["none", "retrace"] = Field(
+        "none", description="For n_step > 1 or None: 'retrace' stops a multi-step target where "
+        "the collect policy took a token the policy would not (Retrace, Munos et al. 2016: "
+        "traces min(1, pi/mu)); 'none' follows every replayed episode to its end.")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "

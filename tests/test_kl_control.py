@@ -161,3 +161,53 @@ def test_n_step_below_one_is_an_error():
     with pytest.raises(ValueError, match="n_step must be at least 1"):
         kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA, "psi",
                                       n_step=0)
+
+
+# Two states over three tokens for the behaviour policies: pi(.|s_0), pi(.|s_1).
+POLICY_PROBS = tf.constant([[[0.7, 0.3, 0.0], [0.1, 0.1, 0.8]]])
+
+
+@pytest.mark.parametrize("exploration, expected", [
+    # Actions: token 2 (pi 0, not greedy) at s_0, token 2 (pi 0.8, greedy) at s_1; eps 0.3.
+    ("boltzmann", [0.0, 0.8]),
+    ("epsilon_boltzmann", [0.1, 0.7 * 0.8 + 0.1]),
+    ("epsilon_greedy", [0.1, 0.7 + 0.1]),
+])
+def test_behaviour_probabilities_of_each_exploration(exploration, expected):
+    mu = kl_control.behaviour_probabilities(POLICY_PROBS, ACTIONS * 0 + 2, exploration, 0.3)
+    np.testing.assert_allclose(mu.numpy()[0], expected, rtol=1e-6)
+
+
+def test_retrace_traces_cut_exploratory_tokens_only():
+    actions = tf.constant([[2, 2]])  # s_0: a token the policy never takes; s_1: its favourite
+    traces = kl_control.retrace_traces(POLICY_PROBS, actions, "epsilon_boltzmann", 0.3)
+    np.testing.assert_allclose(traces.numpy()[0], [0.0, 1.0], atol=1e-6)
+    on_policy = kl_control.retrace_traces(POLICY_PROBS, tf.constant([[0, 2]]), "boltzmann", 0.0)
+    np.testing.assert_allclose(on_policy.numpy()[0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="unknown exploration"):
+        kl_control.retrace_traces(POLICY_PROBS, actions, "greedy", 0.3)
+
+
+def test_a_zero_trace_turns_the_multi_step_target_into_the_one_step_target_there():
+    rng = np.random.default_rng(3)
+    r_task = tf.constant(rng.normal(size=(2, 5)), tf.float32)
+    actions = tf.constant(rng.integers(0, 4, size=(2, 5)), tf.int32)
+    log_prior = tf.nn.log_softmax(tf.constant(rng.normal(size=(2, 5, 4)), tf.float32))
+    values = tf.constant(rng.normal(size=(2, 5, 4)), tf.float32)
+    args = (r_task, actions, log_prior, values, 2.0, 0.9, "psi")
+    one_step, _ = kl_control.episode_td_targets(*args)
+    whole, _ = kl_control.episode_td_targets(*args, n_step=None)
+    ones, _ = kl_control.episode_td_targets(*args, n_step=None, traces=tf.ones_like(r_task))
+    np.testing.assert_allclose(ones.numpy(), whole.numpy(), rtol=1e-6)
+    zeros, _ = kl_control.episode_td_targets(*args, n_step=None, traces=tf.zeros_like(r_task))
+    np.testing.assert_allclose(zeros.numpy(), one_step.numpy(), rtol=1e-6)
+    # Step 3's token off-policy (trace 0): step 2 takes the one-step target, steps 0 and 1
+    # follow the episode up to s_3 (3- and 2-step targets), steps 3 and 4 are unaffected.
+    traces = tf.constant([[1.0, 1.0, 1.0, 0.0, 1.0]] * 2)
+    cut, _ = kl_control.episode_td_targets(*args, n_step=None, traces=traces)
+    np.testing.assert_allclose(cut.numpy()[:, 2], one_step.numpy()[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(cut.numpy()[:, 3:], whole.numpy()[:, 3:], rtol=1e-6)
+    three_step, _ = kl_control.episode_td_targets(*args, n_step=3)
+    np.testing.assert_allclose(cut.numpy()[:, 0], three_step.numpy()[:, 0], rtol=1e-6)
+    two_step, _ = kl_control.episode_td_targets(*args, n_step=2)
+    np.testing.assert_allclose(cut.numpy()[:, 1], two_step.numpy()[:, 1], rtol=1e-6)

@@ -202,6 +202,7 @@ def test_missing_pretrain_artifact_names_the_stage(tmp_path):
     ("tune.algorithms=[q, dqn]", "tune.algorithms"),
     ("tune.c=0", "tune.c"),
     ("tune.gamma=1.5", "tune.gamma"),
+    ("tune.off_policy_correction=tree_backup", "tune.off_policy_correction"),
 ])
 def test_bad_tuning_settings_are_config_errors(override, key):
     with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
@@ -217,6 +218,29 @@ def test_boltzmann_exploration_samples_the_policy_and_trains():
     tuner.collect()
     loss, _ = tuner.train()
     assert np.isfinite(loss) and int(tuner.replay.size.numpy()) == 64
+
+
+def test_retrace_traces_follow_the_policy_against_the_collect_policy():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config(("tune.n_step", None), ("tune.off_policy_correction", "retrace"),
+                          ("tune.epsilon_start", 1.0), ("tune.exploration_steps", 10 ** 6))
+    tuner = tune.Tuner(pretrained, domains.get_domain("melody", config.reward), config.tune,
+                       "psi", seed=0)
+    tuner.collect()  # epsilon 1: every token uniform, mu = 1/38
+    size = int(tuner.replay.size.numpy())
+    observations = tuner.replay.observations[:size]
+    actions = tuner.replay.actions[:size]
+    values = tuner.agent.q_values(tuner.agent.target_model, observations)
+    log_prior = tf.nn.log_softmax(tuner.agent.reward_rnn(observations))
+    traces = tuner.agent._traces(values, log_prior, actions).numpy()
+    pi = tf.gather(tf.nn.softmax(values), actions, batch_dims=2).numpy()
+    np.testing.assert_allclose(traces, np.minimum(1.0, 38 * pi), rtol=1e-5)
+    assert 0.0 < traces.mean() < 1.0
+    loss, _ = tuner.train()
+    assert np.isfinite(loss)
+    one_step = tune.Tuner(pretrained, domains.get_domain("melody", config.reward),
+                          config.tune.model_copy(update={"n_step": 1}), "psi", seed=0)
+    assert one_step.agent._traces(values, log_prior, actions) is None
 
 
 def test_priming_tokens_cover_all_38_classes():
