@@ -207,7 +207,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  eta: float, learning_rate: float, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
-                 off_policy_correction: str = "none",
+                 off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -222,6 +222,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             raise ValueError(f"unknown exploration {exploration!r}; choose from "
                              f"{', '.join(kl_control.EXPLORATIONS)}")
         self.off_policy_correction = off_policy_correction
+        self.prior_kl_weight = prior_kl_weight
         self.exploration, self._epsilon = exploration, epsilon
         self.c, self.gamma, self.eta = c, gamma, eta
         self.end_token = end_token  # episodes end at this action (None: fixed length)
@@ -288,6 +289,13 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         if weights is not None:
             per_episode = per_episode * weights
         loss = tf.reduce_mean(per_episode)
+        if self.prior_kl_weight:
+            # KL(pi || p) at every visited state, over the whole vocabulary: the TD loss
+            # trains only the taken action's value, which leaves the other tokens' logits free
+            # to drift.
+            log_pi = tf.nn.log_softmax(kl_control.policy_logits(values, log_prior, self.algorithm))
+            kl = tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_prior), axis=-1)
+            loss += self.prior_kl_weight * tf.reduce_sum(kl * mask) / tf.reduce_sum(steps)
         extra = Diagnostics(loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
                             tf.reduce_sum(tf.abs(td_error), 1) / steps)
         return tf_agent.LossInfo(loss, extra)

@@ -197,6 +197,9 @@ class TuneConfig(_Options):
         "none", description="For n_step > 1 or None: 'retrace' stops a multi-step target where "
         "the collect policy took a token the policy would not (Retrace, Munos et al. 2016: "
         "traces min(1, pi/mu)); 'none' follows every replayed episode to its end.")
+    prior_kl_weight: float = Field(
+        0.0, ge=0, description="Weight of KL(pi || p) over the whole vocabulary at every "
+        "visited state, added to the TD loss (0: the paper's loss).")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "

@@ -249,3 +249,32 @@ def test_priming_tokens_cover_all_38_classes():
     first = domain.priming_tokens(np.random.default_rng(0), 20000)
     counts = np.bincount(first, minlength=38)
     assert len(counts) == 38 and counts.min() > 400 and counts[37] > 400
+
+
+def test_prior_kl_weight_adds_the_policys_kl_from_the_prior_to_the_loss():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config()
+    domain = domains.get_domain("melody", config.reward)
+    tuner = tune.Tuner(pretrained, domain, config.tune, "psi", seed=0)
+    tuner.collect()
+    experience = tuner.replay.experience(tf.range(8, dtype=tf.int64))
+
+    def loss(weight):
+        agent = tune_agent.SequenceTutorAgent(
+            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
+            prior_kl_weight=weight)
+        agent.q_network.set_weights(tuner.agent.q_network.get_weights())
+        return agent, float(agent._loss(experience).loss)
+
+    base, plain = loss(0.0)
+    assert loss(2.0)[1] == pytest.approx(plain)  # the policy is the prior: KL 0
+    perturbed = [w + np.random.default_rng(0).normal(0, 0.3, w.shape).astype(np.float32)
+                 for w in pretrained.get_weights()]
+    tuner.agent.q_network.set_weights(perturbed)
+    base, plain = loss(0.0)
+    _, anchored = loss(2.0)
+    log_pi = tf.nn.log_softmax(base.q_network(experience.observation))
+    log_p = tf.nn.log_softmax(pretrained(experience.observation))
+    kl = tf.reduce_mean(tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_p), axis=-1)).numpy()
+    assert kl > 0.01
+    assert anchored - plain == pytest.approx(2.0 * kl, rel=1e-4)
