@@ -55,6 +55,15 @@ def next_state_value(target_values, next_log_prior, algorithm: str):
     return max_value(target_values)
 
 
+def target_policy(target_values, log_prior, algorithm: str):
+    """Probabilities [..., V] of the policy whose value the backup estimates: greedy for Q and
+    RL-only (their next-state value is a max), softmax(Psi) for Psi, p exp(G) for G."""
+    if check_algorithm(algorithm) in ("q", "rl_only"):
+        return tf.one_hot(tf.argmax(target_values, axis=-1), tf.shape(target_values)[-1],
+                          dtype=target_values.dtype)
+    return tf.nn.softmax(policy_logits(target_values, log_prior, algorithm))
+
+
 def policy_logits(values, log_prior, algorithm: str):
     """Logits of the policy: softmax(Q) / softmax(Psi), or log p(a|s) + G(s, a) for G."""
     check_algorithm(algorithm)

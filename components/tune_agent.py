@@ -288,7 +288,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         per_episode = tf.reduce_sum(tf.square(td_error), axis=1) / steps
         if weights is not None:
             per_episode = per_episode * weights
-        loss = tf.reduce_mean(per_episode)
+        td_loss = loss = tf.reduce_mean(per_episode)
         if self.prior_kl_weight:
             # KL(pi || p) at every visited state, over the whole vocabulary: the TD loss
             # trains only the taken action's value, which leaves the other tokens' logits free
@@ -296,7 +296,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             log_pi = tf.nn.log_softmax(kl_control.policy_logits(values, log_prior, self.algorithm))
             kl = tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_prior), axis=-1)
             loss += self.prior_kl_weight * tf.reduce_sum(kl * mask) / tf.reduce_sum(steps)
-        extra = Diagnostics(loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
+        extra = Diagnostics(td_loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
                             tf.reduce_sum(tf.abs(td_error), 1) / steps)
         return tf_agent.LossInfo(loss, extra)
 
@@ -308,7 +308,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         the replay does not record."""
         if self.off_policy_correction == "none" or self.n_step == 1:
             return None
-        probs = tf.nn.softmax(kl_control.policy_logits(target_values, log_prior, self.algorithm))
+        probs = kl_control.target_policy(target_values, log_prior, self.algorithm)
         epsilon = self._epsilon() if callable(self._epsilon) else self._epsilon
         return tf.stop_gradient(kl_control.retrace_traces(
             probs, actions, self.exploration, tf.cast(epsilon, probs.dtype)))

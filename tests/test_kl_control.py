@@ -211,3 +211,21 @@ def test_a_zero_trace_turns_the_multi_step_target_into_the_one_step_target_there
     np.testing.assert_allclose(cut.numpy()[:, 0], three_step.numpy()[:, 0], rtol=1e-6)
     two_step, _ = kl_control.episode_td_targets(*args, n_step=2)
     np.testing.assert_allclose(cut.numpy()[:, 1], two_step.numpy()[:, 1], rtol=1e-6)
+
+
+def test_the_target_policy_is_greedy_for_q_and_the_softmax_for_psi_and_g():
+    values = tf.constant([[[2.0, 1.0, 0.0]]])
+    log_prior = tf.math.log(tf.constant([[[0.2, 0.3, 0.5]]]))
+    for algorithm in ("q", "rl_only"):
+        np.testing.assert_array_equal(
+            kl_control.target_policy(values, log_prior, algorithm).numpy(), [[[1.0, 0.0, 0.0]]])
+    np.testing.assert_allclose(kl_control.target_policy(values, log_prior, "psi").numpy(),
+                               tf.nn.softmax(values).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(kl_control.target_policy(values, log_prior, "g").numpy(),
+                               tf.nn.softmax(values + log_prior).numpy(), rtol=1e-6)
+    # Q-learning's traces under epsilon-greedy: 1 on the greedy token, 0 off it.
+    probs = kl_control.target_policy(values, log_prior, "q")
+    traces = kl_control.retrace_traces(probs, tf.constant([[0]]), "epsilon_greedy", 0.1)
+    assert traces.numpy()[0, 0] == pytest.approx(1.0)
+    traces = kl_control.retrace_traces(probs, tf.constant([[2]]), "epsilon_greedy", 0.1)
+    assert traces.numpy()[0, 0] == 0.0
