@@ -90,7 +90,8 @@ class Tuner:
             exploration=options.exploration, epsilon=self.epsilon.read_value,
             end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
             off_policy_correction=options.off_policy_correction,
-            prior_kl_weight=options.prior_kl_weight)
+            prior_kl_weight=options.prior_kl_weight,
+            detach_value_head=options.detach_value_head)
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)

@@ -40,10 +40,14 @@ def specs(vocab_size: int):
     return ts.time_step_spec(token), token
 
 
-def with_state_value(model: keras.Model) -> keras.Model:
+def with_state_value(model: keras.Model, detach: bool = False) -> keras.Model:
     """``model`` (sharing its layers) plus a state-value head v(s) on the last hidden layer,
-    zero at the start: outputs (logits [B, T, V], v [B, T, 1])."""
+    zero at the start: outputs (logits [B, T, V], v [B, T, 1]). With ``detach`` the head reads
+    the hidden layer without sending gradients into it: fitting v(s) then cannot reshape the
+    features the policy's logits are read from."""
     hidden = model.get_layer("logits").input
+    if detach:
+        hidden = keras.layers.Lambda(tf.stop_gradient, name="detach_value")(hidden)
     value = keras.layers.Dense(1, kernel_initializer="zeros", name="state_value")(hidden)
     return keras.Model(model.input, [model.output, value], name=f"{model.name}_with_value")
 
@@ -208,6 +212,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
+                 detach_value_head: bool = False,
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -243,8 +248,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                              "would start at p^2)")
         self.q_init = q_init
         if q_init == "log_prior":
-            self.q_model = with_state_value(self.q_network)
-            self.target_model = with_state_value(self.target_network)
+            self.q_model = with_state_value(self.q_network, detach_value_head)
+            self.target_model = with_state_value(self.target_network, detach_value_head)
             self.target_model.trainable = False
         else:
             self.q_model, self.target_model = self.q_network, self.target_network

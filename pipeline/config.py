@@ -200,6 +200,10 @@ class TuneConfig(_Options):
     prior_kl_weight: float = Field(
         0.0, ge=0, description="Weight of KL(pi || p) over the whole vocabulary at every "
         "visited state, added to the TD loss (0: the paper's loss).")
+    detach_value_head: bool = Field(
+        False, description="With q_init log_prior: the state-value head v(s) reads the last "
+        "hidden layer without training it, so fitting v(s) cannot reshape the policy's "
+        "features.")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "

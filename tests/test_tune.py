@@ -278,3 +278,24 @@ def test_prior_kl_weight_adds_the_policys_kl_from_the_prior_to_the_loss():
     kl = tf.reduce_mean(tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_p), axis=-1)).numpy()
     assert kl > 0.01
     assert anchored - plain == pytest.approx(2.0 * kl, rel=1e-4)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_detached_value_head_trains_v_without_moving_the_policy(detach):
+    pretrained = sequence_model.build_model(38, [16])
+    agent = tune_agent.SequenceTutorAgent(
+        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
+        q_init="log_prior", detach_value_head=detach)
+    observations = tf.constant(np.random.default_rng(0).integers(0, 38, (4, 6)), tf.int32)
+    head_kernel = agent.q_model.get_layer("state_value").kernel
+    head_kernel.assign(tf.fill(head_kernel.shape, 0.1))  # zero at the start: no gradient below
+    with tf.GradientTape() as tape:
+        _, value = agent.q_model(observations)
+        loss = tf.reduce_sum(tf.square(value - 1.0))  # a value error only
+    gradients = dict(zip([v.name for v in agent.q_model.trainable_variables],
+                         tape.gradient(loss, agent.q_model.trainable_variables)))
+    head = {name: g for name, g in gradients.items() if "state_value" in name}
+    trunk = [g for name, g in gradients.items() if "state_value" not in name]
+    assert head and all(float(tf.reduce_max(tf.abs(g))) > 0 for g in head.values())
+    trunk_moved = any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in trunk)
+    assert trunk_moved != detach
