@@ -280,6 +280,11 @@ def test_prior_kl_weight_adds_the_policys_kl_from_the_prior_to_the_loss():
     assert anchored - plain == pytest.approx(2.0 * kl, rel=1e-4)
 
 
+def test_a_detached_value_head_needs_the_log_prior_start():
+    with pytest.raises(config_lib.ConfigError, match="detach_value_head needs q_init"):
+        config_lib.load_config(SMOKE, ["tune.detach_value_head=true"])  # q_init: logits
+
+
 @pytest.mark.parametrize("detach", [False, True])
 def test_a_detached_value_head_trains_v_without_moving_the_policy(detach):
     pretrained = sequence_model.build_model(38, [16])
