@@ -94,14 +94,19 @@ def check_n_step(n_step: int | None) -> int | None:
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "epsilon_boltzmann")
 
 
+def check_exploration(exploration: str) -> str:
+    if exploration not in EXPLORATIONS:
+        raise ValueError(f"unknown exploration {exploration!r}; choose from "
+                         f"{', '.join(EXPLORATIONS)}")
+    return exploration
+
+
 def behaviour_probabilities(policy_probs, actions, exploration: str, epsilon):
     """mu(a_t | s_t) [B, T] of the collect policy for the actions taken, given the policy's
     probabilities [B, T, V]: epsilon-greedy (a uniform token with probability epsilon, else the
     policy's most likely one), Boltzmann (a policy sample) or epsilon-Boltzmann (a uniform token
     with probability epsilon, else a policy sample)."""
-    if exploration not in EXPLORATIONS:
-        raise ValueError(f"unknown exploration {exploration!r}; choose from "
-                         f"{', '.join(EXPLORATIONS)}")
+    check_exploration(exploration)
     taken = tf.gather(policy_probs, actions, batch_dims=2)
     if exploration == "boltzmann":
         return taken

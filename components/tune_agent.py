@@ -223,9 +223,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         if off_policy_correction not in ("none", "retrace"):
             raise ValueError("off_policy_correction must be 'none' or 'retrace', got "
                              f"{off_policy_correction!r}")
-        if exploration not in kl_control.EXPLORATIONS:
-            raise ValueError(f"unknown exploration {exploration!r}; choose from "
-                             f"{', '.join(kl_control.EXPLORATIONS)}")
+        kl_control.check_exploration(exploration)
         self.off_policy_correction = off_policy_correction
         self.prior_kl_weight = prior_kl_weight
         self.exploration, self._epsilon = exploration, epsilon
