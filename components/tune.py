@@ -17,6 +17,7 @@ import csv
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 
 from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
@@ -174,8 +175,25 @@ def _crossed(previous: int, now: int, every: int) -> bool:
     return now // every > previous // every
 
 
-def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
+def _continue_from(previous: Path, output: Path) -> None:
+    """Start ``output`` from the finished run in ``previous``: its checkpoint (networks,
+    optimizer, replay, step counters) and curve, which the resume below then picks up."""
+    if (output / CHECKPOINT_DIR).exists():
+        return  # a continuation that was itself interrupted: resume it
+    if not (Path(previous) / CHECKPOINT_DIR / "checkpoint").is_file():
+        log.info("tune: %s has no checkpoint to continue from; tuning from scratch", previous)
+        return
+    shutil.copytree(Path(previous) / CHECKPOINT_DIR, output / CHECKPOINT_DIR)
+    shutil.copy(Path(previous) / CURVES_FILE, output / CURVES_FILE)
+
+
+def run(config, inputs: dict[str, Path], output: Path, variant: str,
+        previous: Path | None = None) -> dict:
     """Tune ``variant`` (an algorithm) from ``inputs["pretrain"]`` into ``output``.
+
+    ``previous`` (from the runner) is a finished tune artifact of the same algorithm, prior and
+    settings but a smaller ``num_steps``: tuning continues from its last step, as a TF-Agents
+    train loop continues from its checkpoint.
 
     Raises:
       NonFiniteError: the loss or Q-values became NaN/inf (the last checkpoint is kept).
@@ -195,6 +213,8 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
         salt = ("q", "psi", "g", "rl_only").index(algorithm)
         tf.keras.utils.set_random_seed(config.seed * 10 + salt)
         tuner = Tuner(pretrained, domain, options, algorithm, config.seed * 10 + salt)
+        if previous is not None:
+            _continue_from(previous, output)
 
         manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / CHECKPOINT_DIR),
                                              max_to_keep=2)
@@ -221,7 +241,7 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
         progress.update(start, list(shown.items()))
         steps = start
         while steps < options.num_steps:
-            previous = steps
+            before = steps
             tuner.collect()
             trained = tuner.train()
             steps = int(tuner.env_steps.numpy())
@@ -234,11 +254,11 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str) -> dict:
                         f"kept in {output / CHECKPOINT_DIR}. Lower tune.learning_rate or raise "
                         "tune.c.")
                 shown["loss"] = loss
-            if _crossed(previous, steps, options.eval_every) or steps >= options.num_steps:
+            if _crossed(before, steps, options.eval_every) or steps >= options.num_steps:
                 point = tuner.evaluate(options.eval_episodes)
                 curves.add(steps, point)
                 shown.update(shown_point(point))
-            if _crossed(previous, steps, options.checkpoint_every):
+            if _crossed(before, steps, options.checkpoint_every):
                 manager.save(checkpoint_number=steps)
             shown["epsilon"] = float(tuner.epsilon.numpy())
             progress.update(min(steps, options.num_steps), list(shown.items()))

@@ -61,7 +61,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("prepare_data", (), "components.prepare_data"),
     Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True,
           extendable_keys=("max_steps",)),
-    Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms"),
+    Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms",
+          extendable_keys=("num_steps",)),
     Stage("evaluate", ("prepare_data", "pretrain"), "components.evaluate",
           optional_inputs=("tune",)),
 )

@@ -166,6 +166,37 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
         8192 * options.replay_ratio // (options.batch_episodes * 32))
 
 
+def test_finished_tuning_is_continued_when_only_num_steps_grows(pretrained_workdir, tmp_path,
+                                                                monkeypatch):
+    def config(num_steps):
+        return smoke_config(("tune.num_steps", num_steps), ("tune.eval_every", 4096))
+
+    # Its own workdir: the other tests' tune artifacts must not be continued.
+    workdir = tmp_path
+    for stage in ("prepare_data", "pretrain"):
+        (workdir / stage).symlink_to(pretrained_workdir / stage)
+    first = runner.run_stage(config(4096), "tune", workdir, variant="q")
+    first_curve = curve(first.path)
+    original_collect = tune.Tuner.collect
+    starts = []
+
+    def recording_collect(self):
+        starts.append(int(self.env_steps.numpy()))
+        original_collect(self)
+
+    monkeypatch.setattr(tune.Tuner, "collect", recording_collect)
+    result = runner.run_stage(config(8192), "tune", workdir, variant="q")
+    assert starts[0] == 4096  # from the finished run's checkpoint, replay included
+    assert curve(result.path)[:2] == first_curve
+    assert [row["step"] for row in curve(result.path)] == [0, 4096, 8192]
+    summary = json.loads((result.path / "tune.json").read_text())
+    options = config(8192).tune
+    assert summary["train_steps"] == int(
+        8192 * options.replay_ratio // (options.batch_episodes * 32))
+    # The artifact is the one a fresh 8,192-step run writes: same fingerprint, up to date.
+    assert runner.run_stage(config(8192), "tune", workdir, variant="q").skipped
+
+
 def test_curves_resumed_with_a_new_field_keep_their_earlier_points(tmp_path):
     path = tmp_path / "curves.csv"
     path.write_text("step,mean_task_reward,mean_log_prior\n0,1.5,-0.5\n100,2.0,-0.6\n"
