@@ -15,6 +15,29 @@ FAST_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
                   "--direct_num_workers=1"]
 
 
+@pytest.fixture(scope="session")
+def melody_smoke_prior(tmp_path_factory):
+    """prepare_data and pretrain of the melody smoke config, run once for the whole session
+    (about a minute). Tests link them into their own workdirs: see ``workdir_with_prior``."""
+    from pipeline import runner
+
+    workdir = tmp_path_factory.mktemp("melody_smoke_prior")
+    config = config_lib.load_config("configs/melody_smoke.yaml",
+                                    [("prepare_data.beam_args", FAST_BEAM_ARGS)])
+    for stage in ("prepare_data", "pretrain"):
+        runner.run_stage(config, stage, workdir)
+    return workdir
+
+
+def workdir_with_prior(workdir, prior_workdir):
+    """``workdir`` with the shared prepare_data and pretrain artifacts linked in, so that what
+    a test tunes or evaluates stays in its own workdir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stage in ("prepare_data", "pretrain"):
+        (workdir / stage).symlink_to(prior_workdir / stage)
+    return workdir
+
+
 def melody_note_sequence(pitches, durations=None, *, drums=False, instrument=0, qpm=120.0):
     """A monophonic NoteSequence: ``pitches`` one after another (durations in 16th steps)."""
     from note_seq.protobuf import music_pb2

@@ -8,7 +8,7 @@ import pytest
 from components import evaluate, generate
 from domains.melody import statistics
 from pipeline import artifacts, config as config_lib, runner
-from tests.conftest import FAST_BEAM_ARGS
+from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 
 def small_config(*overrides):
@@ -18,11 +18,11 @@ def small_config(*overrides):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("evaluate")
+def evaluated(tmp_path_factory, melody_smoke_prior):
+    workdir = workdir_with_prior(tmp_path_factory.mktemp("evaluate"), melody_smoke_prior)
     config = small_config()
     for stage in ("prepare_data", "pretrain"):
-        runner.run_stage(config, stage, workdir)
+        assert runner.run_stage(config, stage, workdir).skipped  # the shared prior fits
     runner.run_stage(config, "tune", workdir, variant="q")  # psi, g, rl_only never tuned
     result = runner.run_stage(config, "evaluate", workdir)
     return workdir, config, result

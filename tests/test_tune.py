@@ -10,7 +10,7 @@ import tensorflow as tf
 import domains
 from components import sequence_model, tune, tune_agent
 from pipeline import artifacts, config as config_lib, runner
-from tests.conftest import FAST_BEAM_ARGS
+from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 SMOKE = "configs/melody_smoke.yaml"
 
@@ -21,12 +21,8 @@ def smoke_config(*overrides):
 
 
 @pytest.fixture(scope="module")
-def pretrained_workdir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("tune")
-    config = smoke_config()
-    runner.run_stage(config, "prepare_data", workdir)
-    runner.run_stage(config, "pretrain", workdir)
-    return workdir
+def pretrained_workdir(tmp_path_factory, melody_smoke_prior):
+    return workdir_with_prior(tmp_path_factory.mktemp("tune"), melody_smoke_prior)
 
 
 def curve(path):
