@@ -168,9 +168,7 @@ def test_finished_tuning_is_continued_when_only_num_steps_grows(pretrained_workd
         return smoke_config(("tune.num_steps", num_steps), ("tune.eval_every", 4096))
 
     # Its own workdir: the other tests' tune artifacts must not be continued.
-    workdir = tmp_path
-    for stage in ("prepare_data", "pretrain"):
-        (workdir / stage).symlink_to(pretrained_workdir / stage)
+    workdir = workdir_with_prior(tmp_path, pretrained_workdir)
     first = runner.run_stage(config(4096), "tune", workdir, variant="q")
     first_curve = curve(first.path)
     original_collect = tune.Tuner.collect
