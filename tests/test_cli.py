@@ -9,8 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = str(ROOT / "configs" / "melody_smoke.yaml")
-# Keep the CLI runs short: tuning itself is tested in test_tune.py.
-FAST_TUNE = ["--set", "tune.num_steps=4096", "--set", "tune.algorithms=[psi, g]",
+# Keep the CLI runs short (one algorithm, few steps): tuning itself is tested in test_tune.py.
+FAST_TUNE = ["--set", "tune.num_steps=4096", "--set", "tune.algorithms=[g]",
              "--set", "tune.eval_every=4096", "--set", "tune.eval_episodes=20"]
 
 
@@ -29,14 +29,14 @@ def smoke_run(tmp_path_factory):
 
 def test_run_smoke_config_end_to_end(smoke_run):
     workdir, result = smoke_run
-    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g", "evaluate"):
+    for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
         assert f"{stage}: done" in result.stdout
     stats = json.loads((workdir / "prepare_data" / "stats.json").read_text())
     assert stats["inputs_read"] == 60 and stats["records_out"]["train"] > 0
     metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
     assert 0 < metrics["eval_accuracy"] <= 1 and metrics["eval_log_perplexity"] > 0
     assert (workdir / "pretrain" / "model.keras").is_file()
-    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g"):
+    for stage in ("prepare_data", "pretrain", "tune/g"):
         record = json.loads((workdir / stage / "artifact.json").read_text())
         assert record["stage"] == stage.split("/")[0] and len(record["fingerprint"]) == 64
     with open(workdir / "tune" / "g" / "curves.csv") as handle:
@@ -47,14 +47,14 @@ def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_
     workdir, _ = smoke_run
     again = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE)
     assert again.returncode == 0, again.stderr[-3000:]
-    for stage in ("prepare_data", "pretrain", "tune/psi", "tune/g", "evaluate"):
+    for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
         assert f"{stage}: up to date" in again.stdout
     changed = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
                        "--set", "tune.gamma=0.4")
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert "prepare_data: up to date" in changed.stdout
     assert "pretrain: up to date" in changed.stdout
-    assert "tune/psi: done" in changed.stdout and "tune/g: done" in changed.stdout
+    assert "tune/g: done" in changed.stdout
     assert "evaluate: done" in changed.stdout
 
 
@@ -63,17 +63,17 @@ def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
     result = seqtutor("tune", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
                       "--algorithm", "rl_only")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "tune/rl_only: done" in result.stdout and "tune/psi" not in result.stdout
+    assert "tune/rl_only: done" in result.stdout and "tune/g" not in result.stdout
     bad = seqtutor("tune", SMOKE, "--workdir", str(workdir), "--algorithm", "dqn")
     assert bad.returncode == 2 and "--algorithm: unknown ['dqn']" in bad.stderr
 
 
 def test_generate_writes_midi_files(smoke_run, tmp_path):
     workdir, _ = smoke_run
-    result = seqtutor("generate", SMOKE, "--workdir", str(workdir), "--model", "psi",
+    result = seqtutor("generate", SMOKE, "--workdir", str(workdir), "--model", "g",
                       "--num", "4", "--out", str(tmp_path / "midi"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((tmp_path / "midi").glob("psi_*.mid"))) == 4
+    assert len(list((tmp_path / "midi").glob("g_*.mid"))) == 4
     bad = seqtutor("generate", SMOKE, "--workdir", str(workdir), "--model", "bach",
                    "--num", "4", "--out", str(tmp_path / "midi"))
     assert bad.returncode == 1 and "unknown model 'bach'" in bad.stderr

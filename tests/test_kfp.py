@@ -7,7 +7,7 @@ import sys
 import yaml
 
 from pipeline import config as config_lib, kfp_pipeline
-from tests.conftest import FAST_BEAM_ARGS
+from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 SMOKE = "configs/melody_smoke.yaml"
 
@@ -34,7 +34,11 @@ def test_compile_cli_writes_a_spec_with_four_components_and_a_gpu_for_tune(tmp_p
     assert config["tune"]["c"] == 10.0  # the config's values are the pipeline's parameters
 
 
-def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path):
+def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path, melody_smoke_prior):
+    """Every component runs in kfp.local's subprocesses on a shared workdir. prepare_data and
+    pretrain find the session's smoke prior up to date (the local runner's fingerprints hold
+    inside the components, so an unchanged stage is not redone); tune and evaluate run. The
+    prepare_data and pretrain bodies run end to end in test_cli.py."""
     from kfp import local
 
     config = config_lib.load_config(SMOKE, [
@@ -43,12 +47,17 @@ def test_pipeline_runs_end_to_end_with_kfp_local(tmp_path):
         ("evaluate.num_samples", 200)])
     local.init(runner=local.SubprocessRunner(use_venv=False),
                pipeline_root=str(tmp_path / "kfp_root"))
-    workdir = tmp_path / "work"
+    workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
+    cached = {stage: (workdir / stage / "artifact.json").read_text()
+              for stage in ("prepare_data", "pretrain")}
     pipeline_func = kfp_pipeline.build_pipeline(config, workdir=str(workdir),
                                                 accelerator_count=0)
     task = pipeline_func()
     assert task.output == str(workdir)
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
     assert sorted(metrics["models"]) == ["data", "mle", "psi"]
-    for stage in ("prepare_data", "pretrain", "tune/psi", "evaluate"):
-        assert (workdir / stage / "artifact.json").is_file()
+    for stage, record in cached.items():
+        assert (workdir / stage / "artifact.json").read_text() == record, stage
+    tuned = json.loads((workdir / "tune" / "psi" / "artifact.json").read_text())
+    assert tuned["inputs"]["pretrain"] == json.loads(cached["pretrain"])["fingerprint"]
+    assert (workdir / "evaluate" / "artifact.json").is_file()
