@@ -4,7 +4,9 @@ Measured in one process: (1) supervised MLE steps of the model (Keras fit) on ba
 ``batch_episodes`` sequences of ``episode_length`` tokens; (2) the tuner's loop (collect with the
 epsilon-greedy policy, task reward, replay, whole-episode Q/target/prior passes, Adam, Polyak)
 with the config's tune settings. Prints environment steps per second, trained tokens per
-second for both, and their ratio (issue 4 target: >= 0.6).
+second for both, and their ratio (issue 4 target: >= 0.6); also the start-up cost of a tune stage
+(building the agent, tracing the collect, train and sampling graphs), paid once per stage
+whatever its num_steps.
 
     python -m benchmarks.tune_throughput [--config configs/melody.yaml] [--algorithm psi]
 """
@@ -27,11 +29,14 @@ def tuning_throughput(config, algorithm: str, env_steps: int) -> dict:
     options = config.tune.model_copy(update={"num_steps": 10 ** 9})
     model = sequence_model.build_model(38, config.pretrain.lstm_units,
                                        config.pretrain.embedding_dim)
+    started = time.perf_counter()
     tuner = tune.Tuner(model, domains.get_domain(config.domain, config.reward), options,
                        algorithm, seed=0)
     for _ in range(3):  # warm-up: trace the graphs, fill the replay past one batch
         tuner.collect()
         tuner.train()
+    tuner.evaluate(8)
+    startup_seconds = time.perf_counter() - started
     start_env, start_train = int(tuner.env_steps.numpy()), int(
         tuner.agent.train_step_counter.numpy())
     collect_seconds = train_seconds = 0.0
@@ -51,7 +56,7 @@ def tuning_throughput(config, algorithm: str, env_steps: int) -> dict:
     return {"env_steps_per_second": collected / elapsed,
             "trained_tokens_per_second": trained / elapsed,
             "seconds": elapsed, "collect_share": collect_seconds / elapsed,
-            "train_share": train_seconds / elapsed}
+            "train_share": train_seconds / elapsed, "startup_seconds": startup_seconds}
 
 
 def main() -> None:

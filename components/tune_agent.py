@@ -182,20 +182,22 @@ class EpisodeReplay(tf.Module):
 
 def collect_episodes(policy: tf_policy.TFPolicy, first_tokens, length: int):
     """Play one episode per priming token with ``policy``, all in parallel (call inside a
-    tf.function). Returns (observations [B, T], actions [B, T]); observation t is the input
-    token at step t (the priming token, then the previous action)."""
+    tf.function; the loop is an explicit tf.while_loop, so no AutoGraph is needed). Returns
+    (observations [B, T], actions [B, T]); observation t is the input token at step t (the
+    priming token, then the previous action)."""
     batch = tf.shape(first_tokens)[0]
-    state = policy.get_initial_state(batch)
-    observations = tf.TensorArray(tf.int32, size=length)
-    actions = tf.TensorArray(tf.int32, size=length)
-    current = tf.cast(first_tokens, tf.int32)
-    for t in tf.range(length):
+
+    def play_step(t, current, state, observations, actions):
         time_step = ts.TimeStep(tf.fill([batch], ts.StepType.MID), tf.zeros([batch]),
                                 tf.ones([batch]), current)
         step = policy.action(time_step, state)
-        observations = observations.write(t, current)
-        actions = actions.write(t, step.action)
-        current, state = step.action, step.state
+        return (t + 1, step.action, step.state, observations.write(t, current),
+                actions.write(t, step.action))
+
+    _, _, _, observations, actions = tf.while_loop(
+        lambda t, *_: t < length, play_step,
+        (tf.constant(0), tf.cast(first_tokens, tf.int32), policy.get_initial_state(batch),
+         tf.TensorArray(tf.int32, size=length), tf.TensorArray(tf.int32, size=length)))
     return tf.transpose(observations.stack()), tf.transpose(actions.stack())
 
 
