@@ -30,13 +30,10 @@ def curve(path):
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(
-        pretrained_workdir):
-    """A short run of every algorithm on the smoke config (131,072 environment steps).
-
-    Q, Psi and G raise mean r_T over the pretrained policy, and keep mean log p(a|s) under the
-    Reward RNN above RL-only's, which drifts away from the data (the paper's Figure 2).
-    """
+@pytest.fixture(scope="module")
+def smoke_tuned(pretrained_workdir):
+    """Every algorithm tuned on the smoke config (131,072 environment steps each): their
+    curves, by algorithm."""
     config = smoke_config()
     curves = {}
     for algorithm in ("q", "psi", "g", "rl_only"):
@@ -45,6 +42,14 @@ def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(
         assert [row["step"] for row in curves[algorithm]] == [0, 65536, 131072]
         assert (result.path / "model.keras").is_file()
         assert (result.path / tune.POLICY_DIR / "saved_model.pb").is_file()
+    return curves
+
+
+def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(smoke_tuned):
+    """Q, Psi and G raise mean r_T over the pretrained policy, and keep mean log p(a|s) under
+    the Reward RNN above RL-only's, which drifts away from the data (the paper's Figure 2).
+    """
+    curves = smoke_tuned
     pretrained = curves["q"][0]  # step 0 of Q: softmax of the pretrained logits, i.e. p(a|s)
     rl_only = curves["rl_only"][-1]
     for algorithm in ("q", "psi", "g"):
@@ -55,7 +60,7 @@ def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(
         assert final["mean_log_prior"] > rl_only["mean_log_prior"] + 1, algorithm
 
 
-def test_saved_policy_loads_and_samples(pretrained_workdir):
+def test_saved_policy_loads_and_samples(pretrained_workdir, smoke_tuned):
     from tf_agents.trajectories import time_step as ts
 
     policy = tf.saved_model.load(str(pretrained_workdir / "tune" / "g" / tune.POLICY_DIR))
