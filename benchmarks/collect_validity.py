@@ -45,7 +45,8 @@ def main() -> None:
         for epsilon in (None, config.tune.epsilon_start):
             # The prior's policy is softmax(logits): "psi" over the saved model is exactly that.
             policy = tune_agent.SequencePolicy(model, model, "psi", epsilon=epsilon)
-            play = tf.function(lambda first: tune_agent.collect_episodes(policy, first, length))
+            play = tf.function(lambda first: tune_agent.collect_episodes(policy, first, length),
+                               autograph=False)
             _, actions = play(tf.constant(domain.priming_tokens(rng, args.episodes)))
             point = domain.curve_point(actions.numpy())
             print(f"epsilon {epsilon}: valid {point['valid']:.4f}  "

@@ -49,13 +49,16 @@ def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_
     assert again.returncode == 0, again.stderr[-3000:]
     for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
         assert f"{stage}: up to date" in again.stdout
+    # A changed tune setting and a second algorithm: both tune, upstream stays cached.
     changed = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
-                       "--set", "tune.gamma=0.4")
+                       "--set", "tune.gamma=0.4", "--set", "tune.algorithms=[g, rl_only]")
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert "prepare_data: up to date" in changed.stdout
     assert "pretrain: up to date" in changed.stdout
-    assert "tune/g: done" in changed.stdout
+    assert "tune/g: done" in changed.stdout and "tune/rl_only: done" in changed.stdout
     assert "evaluate: done" in changed.stdout
+    metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
+    assert {"g", "rl_only"} <= set(metrics["models"])
 
 
 def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
