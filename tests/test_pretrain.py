@@ -265,3 +265,21 @@ def test_g_policy_sampler_scores_under_the_prior():
     tokens, _ = sequence_model.PolicySampler(values, prior, add_prior_logits=True).sample(
         first, 4, seed=3)
     assert np.all(tokens == 5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_saves_float32_and_continues(workdir, policy):
+    first = runner.run_stage(pretrain_config(max_steps=40, mixed_precision=policy), "pretrain",
+                             workdir)
+    # The stage's policy does not leak into later stages of the same process.
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    model = sequence_model.load_model(first.path)
+    assert {layer.dtype_policy.name for layer in model.layers[1:]} == {"float32"}  # [0]: tokens
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert np.isfinite(_history_steps(first)[1]["eval_log_perplexity"])
+
+    # Continuing loads the float32 artifact, weights and optimizer state, under the policy.
+    result = runner.run_stage(pretrain_config(max_steps=80, mixed_precision=policy), "pretrain",
+                              workdir)
+    steps, metrics = _history_steps(result)
+    assert steps == [20, 40, 60, 80] and metrics["continued_from_step"] == 40
