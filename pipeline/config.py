@@ -137,7 +137,7 @@ class PretrainConfig(_Options):
         "default", description="tf.distribute strategy (mirrored: all local GPUs).")
     mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
         False, description="Keras mixed-precision policy for training: mixed_float16 (GPUs; "
-        "true means this one) or mixed_bfloat16 (TPUs, and CPUs with AVX512-BF16 or AMX: 2.1x "
+        "true means this one) or mixed_bfloat16 (TPUs, and CPUs with AVX512-BF16 or AMX: 1.7-2x "
         "faster steps of a 2 x LSTM(512) on a Zen 4 CPU, docs/benchmarks.md). The saved model "
         "is float32 either way, so tune, evaluate and generate do not depend on it.")
 
