@@ -121,3 +121,30 @@ def test_statistics_by_hand():
     assert reward.episode_mask(actions, eos=2).tolist() == [[True, True, True, False],
                                                             [True, True, True, True]]
     assert reward.last_step(actions, eos=2).tolist() == [2, 3]
+
+
+def test_invalid_reasons_on_hand_picked_strings():
+    assert [chemistry.invalid_reason(s) for s in
+            ["", "C1CC", "CC(C", "c1cccc1", "C(C)(C)(C)(C)C"]] == [
+        "empty", "syntax", "syntax", "kekulize", "valence"]
+
+
+def test_evaluation_outcomes_split_the_invalid_strings_by_reason():
+    from domains.molecule.domain import MoleculeDomain
+
+    domain = MoleculeDomain(MoleculeRewardConfig(workers=1), {**VOCAB, "domain": "molecule"})
+    codec = tokens.Codec(VOCAB)
+    strings = ["CCO", "c1ccccc1", "C1CC", "c1cccc1", "C(C)(C)(C)(C)C", ""]
+    episodes = [codec.encode(s)[1:] for s in strings] + [codec.encode("CCCCCC")[1:-1]]
+    length = max(map(len, episodes))
+    actions = np.array([e + [tokens.PAD_ID] * (length - len(e)) for e in episodes])
+    stats, outcomes = domain.evaluate(actions, np.zeros(actions.shape, np.float32))
+    domain.close()
+    n = len(episodes)
+    assert outcomes["valid"] == stats["valid"] == pytest.approx(2 / n)
+    assert outcomes["cut_by_episode_cap"] == pytest.approx(1 / n)  # "CCCCCC" without EOS
+    assert {reason: outcomes[f"invalid_{reason}"] * n
+            for reason in chemistry.INVALID_REASONS} == pytest.approx(
+        {"empty": 1, "syntax": 1, "kekulize": 1, "valence": 1, "other": 0})
+    assert sum(outcomes[f"invalid_{r}"] for r in chemistry.INVALID_REASONS) == pytest.approx(
+        outcomes["invalid_smiles"])

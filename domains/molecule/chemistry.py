@@ -59,6 +59,30 @@ def canonical(smiles: str) -> str | None:
     return None if mol is None else Chem.MolToSmiles(mol)
 
 
+INVALID_REASONS = ("empty", "syntax", "kekulize", "valence", "other")
+
+
+def invalid_reason(smiles: str) -> str:
+    """Why RDKit rejects a string, one of INVALID_REASONS: 'syntax' when it does not even
+    parse unsanitised (an unclosed ring or branch, an unknown atom), else the first problem
+    sanitisation finds ('kekulize': an aromatic ring RDKit cannot kekulise; 'valence': an
+    atom over its valence)."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    if not smiles:
+        return "empty"
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        return "syntax"
+    problems = [problem.GetType() for problem in Chem.DetectChemistryProblems(mol)]
+    if any("Kekulize" in kind for kind in problems):
+        return "kekulize"
+    if any("Valence" in kind for kind in problems):
+        return "valence"
+    return "other"
+
+
 def largest_ring(mol) -> int:
     """Atoms in the molecule's largest ring (0 without rings)."""
     return max((len(ring) for ring in mol.GetRingInfo().AtomRings()), default=0)

@@ -95,10 +95,16 @@ class MoleculeDomain(Domain):
                                   self.step_mask(actions)[:, :log_prior.shape[1]],
                                   self.training_set())
         n = max(1, len(strings))
+        rejected = ~valid & finished
         outcomes = {"valid": float(valid.sum() / n),
-                    "invalid_smiles": float((~valid & finished).sum() / n),
+                    "invalid_smiles": float(rejected.sum() / n),
                     "cut_by_episode_cap": float((~finished).sum() / n),
                     "scoring_errors": int(scores.errors)}
+        # Why the finished strings failed (they add up to invalid_smiles): the errors a
+        # tuned policy has still to unlearn.
+        reasons = [chemistry.invalid_reason(s) for s, r in zip(strings, rejected) if r]
+        for reason in chemistry.INVALID_REASONS:
+            outcomes[f"invalid_{reason}"] = reasons.count(reason) / n
         return stats, outcomes
 
     def data_episodes(self, records, length: int, limit: int):
