@@ -27,7 +27,7 @@ import tensorflow as tf
 
 
 def _model(vocab_size: int, units: list[int], options, policy: str) -> tf.keras.Model:
-    with pretrain._global_policy(policy):
+    with sequence_model.global_dtype_policy(policy):
         model = sequence_model.build_model(vocab_size, units, options.embedding_dim)
         model.compile(optimizer=pretrain._optimizer(options),
                       loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))

@@ -214,26 +214,9 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
     output = Path(output)
     vocab = tfrecords.read_vocab(data_dir)
     tf.keras.utils.set_random_seed(config.seed)
-    with _global_policy(_precision_policy(options.mixed_precision)):
+    with sequence_model.global_dtype_policy(
+            sequence_model.precision_policy(options.mixed_precision)):
         return _train(config, data_dir, vocab, output, previous)
-
-
-@contextlib.contextmanager
-def _global_policy(name: str):
-    """Keras' dtype policy is global: set it for this stage only, so that later stages in the
-    same process (seqtutor run) build float32 models."""
-    outer = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(outer)
-
-
-def _precision_policy(mixed_precision: bool | str) -> str:
-    if mixed_precision is True:
-        return "mixed_float16"
-    return mixed_precision or "float32"
 
 
 def _float32_model(model: keras.Model) -> keras.Model:
@@ -243,13 +226,8 @@ def _float32_model(model: keras.Model) -> keras.Model:
     the training policy into tune, evaluate and generate, and a continued run loads its
     optimizer state from it.
     """
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["class_name"] != "InputLayer" and "dtype" in layer["config"]:
-            layer["config"]["dtype"] = "float32"
-    with _global_policy("float32"):  # or compile would wrap the optimizer for loss scaling
-        copy = keras.Model.from_config(config)
-        copy.set_weights(model.get_weights())
+    copy = sequence_model.with_dtype_policy(model, "float32")
+    with sequence_model.global_dtype_policy("float32"):  # or compile would wrap the optimizer
         # mixed_float16 wrapped the optimizer in a LossScaleOptimizer; the state is inside.
         copy.compile(optimizer=getattr(model.optimizer, "inner_optimizer", model.optimizer),
                      loss=model.loss)
@@ -312,7 +290,7 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
         "history": previous_history + step_logger.history,
         **sequence_model.model_summary(model),
     })
-    if _precision_policy(options.mixed_precision) != "float32":
+    if sequence_model.precision_policy(options.mixed_precision) != "float32":
         model = _float32_model(model)
     sequence_model.save_model(model, output)
     # The model's vocabulary travels with it: tune, evaluate and generate check against it.

@@ -8,6 +8,7 @@ Q-network, the target network and the Reward RNN.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -88,6 +89,42 @@ def load_model(pretrain_dir: str | Path, vocab: dict | None = None) -> keras.Mod
     return model
 
 
+@contextlib.contextmanager
+def global_dtype_policy(name: str):
+    """Set Keras' dtype policy, which is global, for one stage only: later stages of the same
+    process (seqtutor run) then still build float32 models."""
+    outer = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(outer)
+
+
+def precision_policy(mixed_precision: bool | str) -> str:
+    """The Keras policy name of a ``mixed_precision`` option (true means mixed_float16)."""
+    if mixed_precision is True:
+        return "mixed_float16"
+    return mixed_precision or "float32"
+
+
+def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
+    """``model`` rebuilt with every layer under ``policy`` but the logits, which stay float32
+    (or all float32 for ``policy`` float32), holding the same weights; no optimizer.
+
+    Variables are float32 under every policy, so the copy's weights, checkpoints and Polyak
+    updates are the original's; only the computation changes precision.
+    """
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer" and layer["name"] != "logits":
+            layer["config"]["dtype"] = policy
+    with global_dtype_policy("float32"):
+        copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 class StepModel(tf.Module):
     """Runs a sequence model one token at a time with explicit LSTM state.
 
@@ -115,8 +152,12 @@ class StepModel(tf.Module):
         x = self.encoder(tokens)
         new_state = []
         for i, layer in enumerate(self.lstms):
-            x, (h, c) = layer.cell(x, [state[2 * i], state[2 * i + 1]], training=False)
-            new_state += [h, c]
+            # The state is float32 between steps whatever the model's precision (a mixed
+            # policy computes the cell in 16 bits), so policies and their specs stay float32.
+            dtype = layer.cell.compute_dtype
+            h, c = (tf.cast(s, dtype) for s in state[2 * i:2 * i + 2])
+            x, (h, c) = layer.cell(x, [h, c], training=False)
+            new_state += [tf.cast(h, tf.float32), tf.cast(c, tf.float32)]
         return self.head(x), tuple(new_state)
 
 

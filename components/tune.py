@@ -92,7 +92,8 @@ class Tuner:
             end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
             off_policy_correction=options.off_policy_correction,
             prior_kl_weight=options.prior_kl_weight,
-            detach_value_head=options.detach_value_head)
+            detach_value_head=options.detach_value_head,
+            precision=sequence_model.precision_policy(options.mixed_precision))
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
@@ -269,10 +270,12 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
             progress.update(min(steps, options.num_steps), list(shown.items()))
         manager.save(checkpoint_number=steps)
 
-        sequence_model.save_model(tuner.agent.q_network, output)
+        # Saved in float32 whatever the tuning precision, as pretrain saves its model.
+        sequence_model.save_model(
+            sequence_model.with_dtype_policy(tuner.agent.q_network, "float32"), output)
         (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
-        policy_saver.PolicySaver(tuner.sampling_policy, batch_size=None).save(
-            str(output / POLICY_DIR))
+        policy_saver.PolicySaver(tuner.agent.sampling_policy(precision="float32"),
+                                 batch_size=None).save(str(output / POLICY_DIR))
         summary = {
             "algorithm": algorithm,
             "env_steps": steps,

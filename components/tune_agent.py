@@ -48,7 +48,8 @@ def with_state_value(model: keras.Model, detach: bool = False) -> keras.Model:
     hidden = model.get_layer("logits").input
     if detach:
         hidden = keras.layers.Lambda(tf.stop_gradient, name="detach_value")(hidden)
-    value = keras.layers.Dense(1, kernel_initializer="zeros", name="state_value")(hidden)
+    value = keras.layers.Dense(1, kernel_initializer="zeros", name="state_value",
+                               dtype="float32")(hidden)
     return keras.Model(model.input, [model.output, value], name=f"{model.name}_with_value")
 
 
@@ -214,7 +215,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
-                 detach_value_head: bool = False,
+                 detach_value_head: bool = False, precision: str = "float32",
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -231,6 +232,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         self.exploration, self._epsilon = exploration, epsilon
         self.c, self.gamma, self.eta = c, gamma, eta
         self.end_token = end_token  # episodes end at this action (None: fixed length)
+        if precision != "float32":  # the networks compute in 16 bits, their weights stay float32
+            pretrained = sequence_model.with_dtype_policy(pretrained, precision)
         self.q_network = clone(pretrained)
         self.target_network = clone(pretrained, trainable=False)
         self.reward_rnn = clone(pretrained, trainable=False)
@@ -254,6 +257,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         else:
             self.q_model, self.target_model = self.q_network, self.target_network
         self.optimizer = keras.optimizers.Adam(learning_rate)
+        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+            self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
         self._clip_norm = clip_norm
         policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
         if exploration == "boltzmann":
@@ -326,10 +331,14 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         return tf.nn.log_softmax(logits) + value
 
     def _train(self, experience, weights=None):
+        scaling = isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss_info = self._loss(experience, weights, training=True)
+            loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
         variables = self.q_model.trainable_variables
-        gradients = tape.gradient(loss_info.loss, variables)
+        gradients = tape.gradient(loss, variables)
+        if scaling:  # (the optimizer skips a step whose gradients are not finite)
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
         if self._clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables))
@@ -342,9 +351,16 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         for target, source in zip(self.target_model.weights, self.q_model.weights):
             target.assign((1.0 - self.eta) * target + self.eta * source)
 
-    def sampling_policy(self, temperature: float = 1.0) -> SequencePolicy:
-        """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G."""
-        return SequencePolicy(self.q_network, self.reward_rnn, self.algorithm, temperature,
+    def sampling_policy(self, temperature: float = 1.0,
+                        precision: str | None = None) -> SequencePolicy:
+        """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G. With
+        ``precision``, over copies of the networks (current weights) under that dtype policy:
+        the saved policy is float32 whatever the tuning precision."""
+        values, prior = self.q_network, self.reward_rnn
+        if precision is not None:
+            values, prior = (sequence_model.with_dtype_policy(network, precision)
+                             for network in (values, prior))
+        return SequencePolicy(values, prior, self.algorithm, temperature,
                               name="sampling_policy")
 
 

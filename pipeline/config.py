@@ -237,6 +237,10 @@ class TuneConfig(_Options):
     eval_episodes: int = Field(100, ge=1, description="Episodes sampled per curve point.")
     checkpoint_every: int = Field(
         100_000, ge=1, description="Environment steps between checkpoints.")
+    mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
+        False, description="Keras mixed-precision policy of the Q, target and prior networks "
+        "while tuning (as pretrain.mixed_precision; Q-values, the prior's log-probabilities and "
+        "the TD targets stay float32). The saved model and policy are float32 either way.")
 
     @model_validator(mode="after")
     def _check(self):

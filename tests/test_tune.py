@@ -334,3 +334,41 @@ def test_a_detached_value_head_trains_v_without_moving_the_policy(detach):
     assert head and all(float(tf.reduce_max(tf.abs(g))) > 0 for g in head.values())
     trunk_moved = any(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in trunk)
     assert trunk_moved != detach
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_tuning_starts_at_the_float32_values_and_saves_float32(
+        tmp_path, melody_smoke_prior, policy):
+    pretrained = sequence_model.build_model(38, [32, 32])
+    observations = tf.constant(np.random.default_rng(0).integers(0, 38, (8, 12)), tf.int32)
+
+    def agent(precision):
+        return tune_agent.SequenceTutorAgent(
+            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=5.0,
+            q_init="log_prior", precision=precision)
+
+    full, mixed = agent("float32"), agent(policy)
+    assert mixed.q_network.get_layer("lstm_1").compute_dtype == policy.split("_")[1]
+    assert all(v.dtype == tf.float32 for v in mixed.q_model.variables)
+    q_full = full.q_values(full.q_model, observations).numpy()
+    q_mixed = mixed.q_values(mixed.q_model, observations)
+    assert q_mixed.dtype == tf.float32
+    np.testing.assert_allclose(q_mixed.numpy(), q_full, atol=0.05)
+    # Step-wise (collection, sampling) as well: float32 state between 16-bit steps.
+    step = sequence_model.StepModel(mixed.q_network)
+    logits, state = step.step(observations[:, 0], step.zero_state(8))
+    assert all(s.dtype == tf.float32 for s in state)
+    np.testing.assert_allclose(logits.numpy(), pretrained(observations[:, :1]).numpy()[:, 0],
+                               atol=0.05)
+
+    config = smoke_config(("tune.mixed_precision", policy), ("tune.num_steps", 8192),
+                          ("tune.eval_every", 8192))
+    result = runner.run_stage(config, "tune", workdir_with_prior(tmp_path, melody_smoke_prior),
+                              variant="psi")
+    rows = curve(result.path)
+    assert rows[-1]["step"] == 8192 and np.isfinite(rows[-1]["mean_task_reward"])
+    assert json.loads((result.path / "tune.json").read_text())["train_steps"] > 0
+    saved = sequence_model.load_model(result.path)
+    assert {layer.compute_dtype for layer in saved.layers if layer.weights} == {"float32"}
+    loaded = tf.saved_model.load(str(result.path / tune.POLICY_DIR))
+    assert loaded.get_initial_state(2)[0].dtype == tf.float32
