@@ -93,6 +93,7 @@ class Tuner:
             off_policy_correction=options.off_policy_correction,
             prior_kl_weight=options.prior_kl_weight,
             detach_value_head=options.detach_value_head,
+            value_head_units=options.value_head_units,
             precision=sequence_model.precision_policy(options.mixed_precision))
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,

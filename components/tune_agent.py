@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
 
@@ -40,14 +41,19 @@ def specs(vocab_size: int):
     return ts.time_step_spec(token), token
 
 
-def with_state_value(model: keras.Model, detach: bool = False) -> keras.Model:
+def with_state_value(model: keras.Model, detach: bool = False,
+                     hidden_units: Sequence[int] = ()) -> keras.Model:
     """``model`` (sharing its layers) plus a state-value head v(s) on the last hidden layer,
     zero at the start: outputs (logits [B, T, V], v [B, T, 1]). With ``detach`` the head reads
     the hidden layer without sending gradients into it: fitting v(s) then cannot reshape the
-    features the policy's logits are read from."""
+    features the policy's logits are read from. ``hidden_units`` puts ReLU layers between the
+    hidden layer and v(s) (none: v is linear in the features)."""
     hidden = model.get_layer("logits").input
     if detach:
         hidden = keras.layers.Lambda(tf.stop_gradient, name="detach_value")(hidden)
+    for i, units in enumerate(hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"state_value_hidden_{i}",
+                                    dtype="float32")(hidden)
     value = keras.layers.Dense(1, kernel_initializer="zeros", name="state_value",
                                dtype="float32")(hidden)
     return keras.Model(model.input, [model.output, value], name=f"{model.name}_with_value")
@@ -215,7 +221,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
-                 detach_value_head: bool = False, precision: str = "float32",
+                 detach_value_head: bool = False, value_head_units: Sequence[int] = (),
+                 precision: str = "float32",
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -251,9 +258,12 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                              "would start at p^2)")
         self.q_init = q_init
         if q_init == "log_prior":
-            self.q_model = with_state_value(self.q_network, detach_value_head)
-            self.target_model = with_state_value(self.target_network, detach_value_head)
+            self.q_model = with_state_value(self.q_network, detach_value_head, value_head_units)
+            self.target_model = with_state_value(self.target_network, detach_value_head,
+                                                 value_head_units)
             self.target_model.trainable = False
+            # The target starts as a copy, value head included (its hidden layers are random).
+            self.target_model.set_weights(self.q_model.get_weights())
         else:
             self.q_model, self.target_model = self.q_network, self.target_network
         self.optimizer = keras.optimizers.Adam(learning_rate)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -208,6 +208,9 @@ class TuneConfig(_Options):
         False, description="With q_init log_prior: the state-value head v(s) reads the last "
         "hidden layer without training it, so fitting v(s) cannot reshape the policy's "
         "features.")
+    value_head_units: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="With q_init log_prior: ReLU layers between the "
+        "last hidden layer and the state value v(s) (empty: v is linear in the features).")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "
@@ -252,6 +255,9 @@ class TuneConfig(_Options):
         if self.detach_value_head and self.q_init != "log_prior":
             raise ValueError("detach_value_head needs q_init: log_prior (the value head it "
                              "detaches exists only there)")
+        if self.value_head_units and self.q_init != "log_prior":
+            raise ValueError("value_head_units needs q_init: log_prior (the value head exists "
+                             "only there)")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:

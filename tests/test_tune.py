@@ -310,17 +310,36 @@ def test_prior_kl_weight_adds_the_policys_kl_from_the_prior_to_the_loss():
     assert anchored - plain == pytest.approx(2.0 * kl, rel=1e-4)
 
 
-def test_a_detached_value_head_needs_the_log_prior_start():
-    with pytest.raises(config_lib.ConfigError, match="detach_value_head needs q_init"):
-        config_lib.load_config(SMOKE, ["tune.detach_value_head=true"])  # q_init: logits
+@pytest.mark.parametrize("option", ["detach_value_head=true", "value_head_units=[8]"])
+def test_value_head_options_need_the_log_prior_start(option):
+    with pytest.raises(config_lib.ConfigError, match="needs q_init: log_prior"):
+        config_lib.load_config(SMOKE, [f"tune.{option}"])  # the smoke config's q_init: logits
 
 
-@pytest.mark.parametrize("detach", [False, True])
-def test_a_detached_value_head_trains_v_without_moving_the_policy(detach):
+@pytest.mark.parametrize("units", [(), (8, 4)])
+def test_the_value_head_starts_at_zero_and_the_target_as_a_copy(units):
     pretrained = sequence_model.build_model(38, [16])
     agent = tune_agent.SequenceTutorAgent(
         pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
-        q_init="log_prior", detach_value_head=detach)
+        q_init="log_prior", value_head_units=units)
+    observations = tf.constant(np.random.default_rng(0).integers(0, 38, (4, 6)), tf.int32)
+    assert len([l for l in agent.q_model.layers if l.name.startswith("state_value")]) == \
+        len(units) + 1
+    _, value = agent.q_model(observations)
+    np.testing.assert_array_equal(value.numpy(), 0.0)
+    for q_weight, target_weight in zip(agent.q_model.weights, agent.target_model.weights):
+        np.testing.assert_array_equal(q_weight.numpy(), target_weight.numpy())
+    np.testing.assert_allclose(  # Q starts as log p(a|s)
+        agent.q_values(agent.q_model, observations).numpy(),
+        tf.nn.log_softmax(pretrained(observations)).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("detach,units", [(False, ()), (True, ()), (True, (8,))])
+def test_a_detached_value_head_trains_v_without_moving_the_policy(detach, units):
+    pretrained = sequence_model.build_model(38, [16])
+    agent = tune_agent.SequenceTutorAgent(
+        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
+        q_init="log_prior", detach_value_head=detach, value_head_units=units)
     observations = tf.constant(np.random.default_rng(0).integers(0, 38, (4, 6)), tf.int32)
     head_kernel = agent.q_model.get_layer("state_value").kernel
     head_kernel.assign(tf.fill(head_kernel.shape, 0.1))  # zero at the start: no gradient below
