@@ -252,12 +252,10 @@ class TuneConfig(_Options):
             # prior); G's right start is 0, which the saved logits cannot express.
             raise ValueError("q_init: log_prior is not defined for algorithm g (its values "
                              "add to log p); tune g with q_init: logits, separately")
-        if self.detach_value_head and self.q_init != "log_prior":
-            raise ValueError("detach_value_head needs q_init: log_prior (the value head it "
-                             "detaches exists only there)")
-        if self.value_head_units and self.q_init != "log_prior":
-            raise ValueError("value_head_units needs q_init: log_prior (the value head exists "
-                             "only there)")
+        for option in ("detach_value_head", "value_head_units"):
+            if getattr(self, option) and self.q_init != "log_prior":
+                raise ValueError(f"{option} needs q_init: log_prior (the value head it shapes "
+                                 "exists only there)")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:
