@@ -267,7 +267,8 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
                 shown.update(shown_point(point))
             if _crossed(before, steps, options.checkpoint_every):
                 manager.save(checkpoint_number=steps)
-            shown["epsilon"] = float(tuner.epsilon.numpy())
+            if options.exploration != "boltzmann":  # (pure Boltzmann has no epsilon)
+                shown["epsilon"] = float(tuner.epsilon.numpy())
             progress.update(min(steps, options.num_steps), list(shown.items()))
         manager.save(checkpoint_number=steps)
 
