@@ -101,14 +101,18 @@ def check_exploration(exploration: str) -> str:
     return exploration
 
 
+def uses_epsilon(exploration: str) -> bool:
+    """Whether the collect policy mixes in uniform tokens with probability epsilon."""
+    return check_exploration(exploration) != "boltzmann"
+
+
 def behaviour_probabilities(policy_probs, actions, exploration: str, epsilon):
     """mu(a_t | s_t) [B, T] of the collect policy for the actions taken, given the policy's
     probabilities [B, T, V]: epsilon-greedy (a uniform token with probability epsilon, else the
     policy's most likely one), Boltzmann (a policy sample) or epsilon-Boltzmann (a uniform token
     with probability epsilon, else a policy sample)."""
-    check_exploration(exploration)
     taken = tf.gather(policy_probs, actions, batch_dims=2)
-    if exploration == "boltzmann":
+    if not uses_epsilon(exploration):
         return taken
     uniform = epsilon / tf.cast(tf.shape(policy_probs)[-1], policy_probs.dtype)
     if exploration == "epsilon_greedy":

@@ -27,7 +27,7 @@ import tensorflow as tf
 from tf_agents.policies import policy_saver
 
 import domains
-from components import sequence_model, tune_agent
+from components import kl_control, sequence_model, tune_agent
 from data_prep import tfrecords
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
                 shown.update(shown_point(point))
             if _crossed(before, steps, options.checkpoint_every):
                 manager.save(checkpoint_number=steps)
-            if options.exploration != "boltzmann":  # (pure Boltzmann has no epsilon)
+            if kl_control.uses_epsilon(options.exploration):
                 shown["epsilon"] = float(tuner.epsilon.numpy())
             progress.update(min(steps, options.num_steps), list(shown.items()))
         manager.save(checkpoint_number=steps)
