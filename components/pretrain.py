@@ -107,29 +107,8 @@ def eval_dataset(data_dir: Path, vocab: dict, options, seed: int) -> tf.data.Dat
                         sample=sample)
 
 
-@keras.utils.register_keras_serializable(package="seqtutor")
-class FlooredExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
-    """Staircase exponential decay that never goes below ``floor``."""
-
-    def __init__(self, *args, floor: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.floor = floor
-
-    def __call__(self, step):
-        return tf.maximum(super().__call__(step), self.floor)
-
-    def get_config(self):
-        return {**super().get_config(), "floor": self.floor}
-
-
-def learning_rate_schedule(config) -> FlooredExponentialDecay:
-    return FlooredExponentialDecay(
-        config.learning_rate, decay_steps=config.lr_decay_steps,
-        decay_rate=config.lr_decay_rate, staircase=True, floor=config.min_learning_rate)
-
-
 def _optimizer(config) -> keras.optimizers.Optimizer:
-    schedule = learning_rate_schedule(config)
+    schedule = sequence_model.learning_rate_schedule(config)
     classes = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
                "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}
     kwargs = {"clipnorm": config.clip_norm} if config.clip_norm else {}

@@ -125,6 +125,30 @@ def with_dtype_policy(model: keras.Model, policy: str) -> keras.Model:
     return copy
 
 
+@keras.utils.register_keras_serializable(package="seqtutor")
+class FlooredExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
+    """Staircase exponential decay that never goes below ``floor``."""
+
+    def __init__(self, *args, floor: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.floor = floor
+
+    def __call__(self, step):
+        return tf.maximum(super().__call__(step), self.floor)
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}
+
+
+def learning_rate_schedule(options) -> FlooredExponentialDecay:
+    """The learning rate of pretraining and tuning alike: ``options.learning_rate``, times
+    ``lr_decay_rate`` every ``lr_decay_steps`` optimizer steps, never below
+    ``min_learning_rate``."""
+    return FlooredExponentialDecay(
+        options.learning_rate, decay_steps=options.lr_decay_steps,
+        decay_rate=options.lr_decay_rate, staircase=True, floor=options.min_learning_rate)
+
+
 class StepModel(tf.Module):
     """Runs a sequence model one token at a time with explicit LSTM state.
 

@@ -75,6 +75,14 @@ class CurveWriter:
         self.summaries.flush()
 
 
+def _learning_rate(options):
+    """Adam's rate: a float when it is constant (``lr_decay_rate`` 1), which keeps checkpoints
+    written before the schedule existed restorable (a schedule adds an optimizer variable)."""
+    if options.lr_decay_rate == 1.0:
+        return options.learning_rate
+    return sequence_model.learning_rate_schedule(options)
+
+
 class Tuner:
     """One algorithm's tuning run: agent, replay, collection, training and evaluation graphs."""
 
@@ -87,7 +95,8 @@ class Tuner:
         self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
         self.agent = tune_agent.SequenceTutorAgent(
             pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
-            learning_rate=options.learning_rate, clip_norm=options.clip_norm,
+            learning_rate=_learning_rate(options),
+            clip_norm=options.clip_norm,
             exploration=options.exploration, epsilon=self.epsilon.read_value,
             end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
             off_policy_correction=options.off_policy_correction,

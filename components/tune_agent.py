@@ -213,11 +213,12 @@ class SequenceTutorAgent(tf_agent.TFAgent):
     (Eq. 15) and RL-only, trained on whole episodes.
 
     The Q-network, the target network and the Reward RNN all start from the pretrained model;
-    the Reward RNN is never trained (not even its optimizer slots exist).
+    the Reward RNN is never trained (not even its optimizer slots exist). ``learning_rate``
+    is Adam's: a float or a Keras schedule over gradient steps.
     """
 
     def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
-                 eta: float, learning_rate: float, clip_norm: float | None,
+                 eta: float, learning_rate, clip_norm: float | None,
                  exploration: str = "epsilon_greedy", epsilon=0.1,
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  off_policy_correction: str = "none", prior_kl_weight: float = 0.0,

@@ -186,7 +186,13 @@ class TuneConfig(_Options):
                      "0.5 for melodies).")
     gamma: float = Field(0.5, ge=0, le=1, description="Discount (paper melodies: 0.5).")
     eta: float = Field(0.01, gt=0, le=1, description="Polyak target update rate.")
-    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    learning_rate: float = Field(1e-3, gt=0, description="Initial Adam learning rate.")
+    lr_decay_rate: float = Field(
+        1.0, gt=0, le=1, description="Step decay factor of the learning rate (1: constant, the "
+        "paper).")
+    lr_decay_steps: int = Field(100, ge=1, description="Gradient steps between decays.")
+    min_learning_rate: float = Field(
+        0.0, ge=0, description="Floor of the decayed learning rate (0: none).")
     clip_norm: float | None = Field(5.0, gt=0, description="Gradient norm clip.")
     q_init: Literal["logits", "log_prior"] = Field(
         "logits", description="The Q-network's start: the pretrained logits (paper), or "

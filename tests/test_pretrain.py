@@ -95,12 +95,12 @@ def test_eval_sample_is_a_fixed_random_sample_of_the_whole_split(tmp_path):
 def test_learning_rate_decays_to_its_floor():
     options = pretrain_config(learning_rate=0.01, lr_decay_rate=0.5, lr_decay_steps=10,
                               min_learning_rate=0.002).pretrain
-    schedule = pretrain.learning_rate_schedule(options)
+    schedule = sequence_model.learning_rate_schedule(options)
     rates = [float(schedule(step)) for step in (0, 9, 10, 20, 30, 1000)]
     np.testing.assert_allclose(rates, [0.01, 0.01, 0.005, 0.0025, 0.002, 0.002])
     restored = type(schedule).from_config(schedule.get_config())
     assert float(restored(1000)) == pytest.approx(0.002)
-    unfloored = pretrain.learning_rate_schedule(pretrain_config(lr_decay_rate=0.5).pretrain)
+    unfloored = sequence_model.learning_rate_schedule(pretrain_config(lr_decay_rate=0.5).pretrain)
     assert float(unfloored(100000)) < 1e-30  # the default: no floor (the paper's decay)
 
 

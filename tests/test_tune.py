@@ -391,3 +391,22 @@ def test_mixed_precision_tuning_starts_at_the_float32_values_and_saves_float32(
     assert {layer.compute_dtype for layer in saved.layers if layer.weights} == {"float32"}
     loaded = tf.saved_model.load(str(result.path / tune.POLICY_DIR))
     assert loaded.get_initial_state(2)[0].dtype == tf.float32
+
+
+def test_learning_rate_decays_with_the_gradient_steps():
+    pretrained = sequence_model.build_model(38, [16])
+    config = smoke_config(("tune.learning_rate", 0.01), ("tune.lr_decay_rate", 0.5),
+                          ("tune.lr_decay_steps", 1), ("tune.min_learning_rate", 0.004))
+    tuner = tune.Tuner(pretrained, domains.get_domain("melody", config.reward), config.tune,
+                       "psi", seed=0)
+
+    tuner.collect()
+    tuner.train()
+    steps = int(tuner.agent.train_step_counter.numpy())
+    assert steps >= 3
+    # The rate Adam applied at its last gradient step (the schedule at step steps - 1).
+    applied = float(tuner.agent.optimizer.learning_rate)
+    assert applied == pytest.approx(max(0.01 * 0.5 ** (steps - 1), 0.004))
+    assert applied < 0.01
+    constant = smoke_config(("tune.learning_rate", 0.01))
+    assert float(sequence_model.learning_rate_schedule(constant.tune)(10**6)) == pytest.approx(0.01)
