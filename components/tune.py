@@ -95,8 +95,7 @@ class Tuner:
         self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
         self.agent = tune_agent.SequenceTutorAgent(
             pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
-            learning_rate=_learning_rate(options),
-            clip_norm=options.clip_norm,
+            learning_rate=_learning_rate(options), clip_norm=options.clip_norm,
             exploration=options.exploration, epsilon=self.epsilon.read_value,
             end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
             off_policy_correction=options.off_policy_correction,
