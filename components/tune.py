@@ -102,15 +102,20 @@ class Tuner:
             prior_kl_weight=options.prior_kl_weight,
             detach_value_head=options.detach_value_head,
             value_head_units=options.value_head_units,
+            value_learning_rate=options.value_learning_rate,
             precision=sequence_model.precision_policy(options.mixed_precision))
         self.replay = tune_agent.EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
         self.sampling_policy = self.agent.sampling_policy()
+        # The value head's own optimizer only when there is one: a checkpoint written without
+        # it then still restores.
+        value_optimizer = ({"value_optimizer": self.agent.value_optimizer}
+                           if self.agent.value_optimizer is not None else {})
         self.checkpoint = tf.train.Checkpoint(
             q_network=self.agent.q_model, target_network=self.agent.target_model,
             optimizer=self.agent.optimizer, replay=self.replay, env_steps=self.env_steps,
-            train_step=self.agent.train_step_counter)
+            train_step=self.agent.train_step_counter, **value_optimizer)
         # No AutoGraph: the loops are explicit tf.while_loops, and converting TF-Agents' code
         # called from them cost about 12 s of every tune stage's start (for any num_steps).
         self._collect = tf.function(self._collect_fn, autograph=False)

@@ -223,7 +223,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
                  end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
                  off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
                  detach_value_head: bool = False, value_head_units: Sequence[int] = (),
-                 precision: str = "float32",
+                 value_learning_rate: float | None = None, precision: str = "float32",
                  train_step_counter: tf.Variable | None = None):
         if c <= 0:
             raise ValueError(f"c must be positive, got {c}")
@@ -267,9 +267,14 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             self.target_model.set_weights(self.q_model.get_weights())
         else:
             self.q_model, self.target_model = self.q_network, self.target_network
-        self.optimizer = keras.optimizers.Adam(learning_rate)
-        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
-            self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
+        self.optimizer = self._adam(learning_rate, precision)
+        # With value_learning_rate, the value head's layers have an Adam of their own.
+        self.value_optimizer = None
+        if value_learning_rate is not None:
+            if q_init != "log_prior":
+                raise ValueError("value_learning_rate needs q_init 'log_prior' (the value head "
+                                 "exists only there)")
+            self.value_optimizer = self._adam(value_learning_rate, precision)
         self._clip_norm = clip_norm
         policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
         if exploration == "boltzmann":
@@ -288,6 +293,20 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
                          train_sequence_length=None,
                          train_step_counter=train_step_counter)
+
+    @staticmethod
+    def _adam(learning_rate, precision: str):
+        optimizer = keras.optimizers.Adam(learning_rate)
+        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+            # (A second one, for the value head, only skips its non-finite steps: the loss is
+            # scaled, and the gradients unscaled, by the first.)
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def value_head_variables(self) -> list[tf.Variable]:
+        """The trainable variables of the state-value head (empty without one)."""
+        return [variable for layer in self.q_model.layers
+                if layer.name.startswith("state_value") for variable in layer.trainable_variables]
 
     def _initialize(self):
         return tf.no_op()
@@ -352,7 +371,13 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         if self._clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        pairs = list(zip(gradients, variables))
+        if self.value_optimizer is None:
+            self.optimizer.apply_gradients(pairs)
+        else:
+            head = {variable.ref() for variable in self.value_head_variables()}
+            self.optimizer.apply_gradients([p for p in pairs if p[1].ref() not in head])
+            self.value_optimizer.apply_gradients([p for p in pairs if p[1].ref() in head])
         self._update_target()
         self.train_step_counter.assign_add(1)
         return loss_info

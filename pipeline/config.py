@@ -217,6 +217,10 @@ class TuneConfig(_Options):
     value_head_units: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list, description="With q_init log_prior: ReLU layers between the "
         "last hidden layer and the state value v(s) (empty: v is linear in the features).")
+    value_learning_rate: float | None = Field(
+        None, gt=0, description="With q_init log_prior: Adam's rate (constant) for the layers "
+        "of the state-value head v(s) alone (None: learning_rate, one optimizer for all). A "
+        "faster v(s) takes its error out of the TD errors that train the policy sooner.")
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "
@@ -258,7 +262,7 @@ class TuneConfig(_Options):
             # prior); G's right start is 0, which the saved logits cannot express.
             raise ValueError("q_init: log_prior is not defined for algorithm g (its values "
                              "add to log p); tune g with q_init: logits, separately")
-        for option in ("detach_value_head", "value_head_units"):
+        for option in ("detach_value_head", "value_head_units", "value_learning_rate"):
             if getattr(self, option) and self.q_init != "log_prior":
                 raise ValueError(f"{option} needs q_init: log_prior (the value head it shapes "
                                  "exists only there)")

@@ -410,3 +410,54 @@ def test_learning_rate_decays_with_the_gradient_steps():
     assert applied < 0.01
     constant = smoke_config(("tune.learning_rate", 0.01))
     assert float(sequence_model.learning_rate_schedule(constant.tune)(10**6)) == pytest.approx(0.01)
+
+
+def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
+    pretrained = sequence_model.build_model(38, [16])
+    rng = np.random.default_rng(0)
+    replay = tune_agent.EpisodeReplay(8, 6)
+    tokens = tf.constant(rng.integers(0, 38, (8, 6)), tf.int32)
+    replay.add(tokens, tokens, tf.constant(rng.normal(size=(8, 6)), tf.float32))
+    experience = replay.experience(tf.range(8, dtype=tf.int64))
+
+    def first_step(value_learning_rate):
+        """(whether in the value head, largest change) of each trainable variable."""
+        tf.keras.utils.set_random_seed(0)  # the same value-head initialisation for both
+        agent = tune_agent.SequenceTutorAgent(
+            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
+            q_init="log_prior", detach_value_head=True, value_head_units=(8,),
+            value_learning_rate=value_learning_rate)
+        head = {variable.ref() for variable in agent.value_head_variables()}
+        assert len(head) == 4  # the hidden layer's and v's kernels and biases
+        kernel = agent.q_model.get_layer("state_value").kernel
+        kernel.assign(tf.fill(kernel.shape, 0.1))  # zero at the start: no gradient below
+        variables = agent.q_model.trainable_variables
+        before = [variable.numpy() for variable in variables]
+        agent.train(experience)
+        return [(variable.ref() in head, np.abs(variable.numpy() - old).max())
+                for variable, old in zip(variables, before)]
+
+    shared, own = first_step(None), first_step(1e-2)
+    for (in_head, shared_change), (_, own_change) in zip(shared, own):
+        assert shared_change > 0
+        # Adam's first step moves each weight by about its rate: 10x in the head, the same
+        # elsewhere.
+        expected = 10 * shared_change if in_head else shared_change
+        assert own_change == pytest.approx(expected, rel=0.02)
+
+    # The value head's optimizer is checkpointed with the rest (and restores).
+    config = config_lib.load_config(SMOKE, [
+        ("prepare_data.beam_args", FAST_BEAM_ARGS), ("tune.algorithms", ["psi"]),
+        ("tune.q_init", "log_prior"), ("tune.value_learning_rate", 0.01)])
+    domain = domains.get_domain("melody", config.reward)
+    tuner = tune.Tuner(pretrained, domain, config.tune, "psi", seed=0)
+    tuner.collect()
+    tuner.train()
+    steps = int(tuner.agent.value_optimizer.iterations.numpy())
+    assert steps == int(tuner.agent.train_step_counter.numpy()) > 0
+    saved = tuner.checkpoint.save(str(tmp_path / "ckpt"))
+    restored = tune.Tuner(pretrained, domain, config.tune, "psi", seed=0)
+    restored.checkpoint.restore(saved).assert_existing_objects_matched()
+    assert int(restored.agent.value_optimizer.iterations.numpy()) == steps
+    with pytest.raises(config_lib.ConfigError, match="needs q_init: log_prior"):
+        config_lib.load_config(SMOKE, ["tune.value_learning_rate=0.01"])
