@@ -267,14 +267,18 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             self.target_model.set_weights(self.q_model.get_weights())
         else:
             self.q_model, self.target_model = self.q_network, self.target_network
-        self.optimizer = self._adam(learning_rate, precision)
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+            self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
         # With value_learning_rate, the value head's layers have an Adam of their own.
         self.value_optimizer = None
         if value_learning_rate is not None:
             if q_init != "log_prior":
                 raise ValueError("value_learning_rate needs q_init 'log_prior' (the value head "
                                  "exists only there)")
-            self.value_optimizer = self._adam(value_learning_rate, precision)
+            self.value_optimizer = keras.optimizers.Adam(value_learning_rate)
+            # Its slots exist before the first step, which may skip it (see _train).
+            self.value_optimizer.build(self.value_head_variables())
         self._clip_norm = clip_norm
         policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
         if exploration == "boltzmann":
@@ -293,15 +297,6 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
                          train_sequence_length=None,
                          train_step_counter=train_step_counter)
-
-    @staticmethod
-    def _adam(learning_rate, precision: str):
-        optimizer = keras.optimizers.Adam(learning_rate)
-        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
-            # (A second one, for the value head, only skips its non-finite steps: the loss is
-            # scaled, and the gradients unscaled, by the first.)
-            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-        return optimizer
 
     def value_head_variables(self) -> list[tf.Variable]:
         """The trainable variables of the state-value head (empty without one)."""
@@ -377,7 +372,14 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         else:
             head = {variable.ref() for variable in self.value_head_variables()}
             self.optimizer.apply_gradients([p for p in pairs if p[1].ref() not in head])
-            self.value_optimizer.apply_gradients([p for p in pairs if p[1].ref() in head])
+            value_pairs = [p for p in pairs if p[1].ref() in head]
+            if scaling:  # a step skipped, as the LossScaleOptimizer skips it, on overflow
+                finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                                        for g, _ in value_pairs])
+                tf.cond(finite, lambda: self.value_optimizer.apply_gradients(value_pairs),
+                        lambda: self.value_optimizer.iterations.assign_add(1))
+            else:
+                self.value_optimizer.apply_gradients(value_pairs)
         self._update_target()
         self.train_step_counter.assign_add(1)
         return loss_info

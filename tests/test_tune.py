@@ -445,6 +445,18 @@ def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
         expected = 10 * shared_change if in_head else shared_change
         assert own_change == pytest.approx(expected, rel=0.02)
 
+    # In float16 a step whose loss scale overflowed moves neither the policy nor the head.
+    agent = tune_agent.SequenceTutorAgent(
+        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=5.0,
+        q_init="log_prior", value_head_units=(8,), value_learning_rate=1e-2,
+        precision="mixed_float16")
+    agent.optimizer._loss_scale._current_loss_scale.assign(1e38)  # overflows
+    before = [variable.numpy() for variable in agent.q_model.trainable_variables]
+    agent.train(experience)
+    for variable, old in zip(agent.q_model.trainable_variables, before):
+        np.testing.assert_array_equal(variable.numpy(), old)
+    assert int(agent.value_optimizer.iterations.numpy()) == 1  # counted, as the policy's
+
     # The value head's optimizer is checkpointed with the rest (and restores).
     config = config_lib.load_config(SMOKE, [
         ("prepare_data.beam_args", FAST_BEAM_ARGS), ("tune.algorithms", ["psi"]),
