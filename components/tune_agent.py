@@ -214,7 +214,8 @@ class SequenceTutorAgent(tf_agent.TFAgent):
 
     The Q-network, the target network and the Reward RNN all start from the pretrained model;
     the Reward RNN is never trained (not even its optimizer slots exist). ``learning_rate``
-    is Adam's: a float or a Keras schedule over gradient steps.
+    is Adam's: a float or a Keras schedule over gradient steps; ``value_learning_rate`` (with
+    ``q_init`` "log_prior") gives the value head's layers an Adam of their own at that rate.
     """
 
     def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
