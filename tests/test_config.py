@@ -22,6 +22,18 @@ def test_melody_config_has_the_papers_pretraining_settings():
     assert config.pretrain.clip_norm == 5.0 and config.pretrain.l2 == 2.5e-5
 
 
+def test_molecule_psi_config_shares_the_molecule_configs_data_prior_and_reward():
+    # Equal sections give equal fingerprints, so both configs share a workdir's prepared data and
+    # prior; only the tuning (and which models are evaluated) differs.
+    base = config_lib.load_config(Path("configs/molecule.yaml"))
+    psi = config_lib.load_config(Path("configs/molecule_psi.yaml"))
+    for section in ("prepare_data", "pretrain", "reward"):
+        assert getattr(psi, section) == getattr(base, section), section
+    assert psi.seed == base.seed
+    assert (psi.tune.c, psi.tune.batch_episodes, psi.tune.replay) == (2.85, 512, "prioritized")
+    assert psi.tune.n_step is None and psi.tune.value_learning_rate is not None
+
+
 def test_unknown_key_is_an_error_naming_the_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("prepare_data:\n  sequence_lenght: 32\n")
