@@ -6,7 +6,8 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 TF_USE_LEGACY_KERAS=1
 WORKDIR /opt/seqtutor
-COPY setup.py README.md ./
+COPY setup.py pyproject.toml README.md ./
+COPY seqtutor ./seqtutor
 COPY pipeline ./pipeline
 COPY components ./components
 COPY data_prep ./data_prep

@@ -2,6 +2,15 @@
 
 from setuptools import find_packages, setup
 
+# The design card's folders stay at the repository root; installed, they are subpackages of the
+# one import package ``seqtutor`` (whose own modules are in ``seqtutor/``), so nothing generic
+# such as ``pipeline`` lands in site-packages.
+ROOT_FOLDERS = ("pipeline", "components", "data_prep", "domains")
+PACKAGE_DIR = {"seqtutor": "seqtutor", **{f"seqtutor.{folder}": folder for folder in ROOT_FOLDERS}}
+PACKAGES = ["seqtutor", *(f"seqtutor.{name}" for name in find_packages("seqtutor"))] + [
+    f"seqtutor.{name}" for folder in ROOT_FOLDERS
+    for name in [folder, *(f"{folder}.{sub}" for sub in find_packages(folder))]]
+
 # Versions that install together on Python 3.11 (tf-agents 0.18 needs Keras 2: tf-keras).
 INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
@@ -16,7 +25,6 @@ INSTALL_REQUIRES = [
     "music21==10.5.1",
     "rdkit==2026.9.1",
     "kfp==2.17.3",
-    "cpprb==11.0.0",
     "numpy==2.4.6",
     "protobuf==6.33.6",
     "pydantic==2.14.4",
@@ -31,9 +39,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "data_prep", "data_prep.*", "domains", "domains.*"]),
+    package_dir=PACKAGE_DIR,
+    packages=PACKAGES,
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
-    entry_points={"console_scripts": ["seqtutor=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["seqtutor=seqtutor.pipeline.cli:main"]},
 )

@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 
-import domains
+from seqtutor import domains
 from benchmarks import machine
-from components import sequence_model, tune_agent
-from data_prep import tfrecords
-from pipeline import config as config_lib
+from seqtutor import sequence_model
+from seqtutor.rl import agent as tune_agent
+from seqtutor import tfrecords
+from seqtutor import config as config_lib
 
 
 def main() -> None:

@@ -14,17 +14,16 @@ import argparse
 import time
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 
 from benchmarks import machine
-from components import pretrain, sequence_model
-from data_prep import tfrecords
-from domains.molecule import chemistry, tokens
-from pipeline import config as config_lib
-from pipeline import runner
+from seqtutor.components import pretrain
+from seqtutor import sequence_model
+from seqtutor import tfrecords
+from seqtutor.domains.molecule import chemistry, tokens
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
 
 
 def validity(model, vocab: dict, num: int) -> float:

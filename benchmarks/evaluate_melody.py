@@ -13,9 +13,9 @@ import json
 import time
 
 from benchmarks import machine
-from pipeline import config as config_lib
-from components import sequence_model
-from domains.melody import rules_reference, statistics
+from seqtutor import config as config_lib
+from seqtutor import sequence_model
+from seqtutor.domains.melody import rules_reference, statistics
 
 import numpy as np
 import tensorflow as tf

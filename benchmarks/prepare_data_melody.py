@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
-from pipeline import config as config_lib
-from data_prep import melody_job
+from seqtutor import config as config_lib
+from seqtutor.data_prep import melody_job
 
 
 def main() -> None:

@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
-from components import pretrain, sequence_model
-from data_prep import tfrecords
-from pipeline import config as config_lib, runner
+from seqtutor.components import pretrain
+from seqtutor import sequence_model
+from seqtutor import tfrecords
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
 
 import numpy as np
 import tensorflow as tf

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
-from pipeline import config as config_lib, runner
-from components import pretrain, sequence_model
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
+from seqtutor.components import pretrain
+from seqtutor import sequence_model
 
 import numpy as np
 import tensorflow as tf

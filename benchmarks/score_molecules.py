@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from benchmarks import machine
-from data_prep import molecule_job
-from domains.molecule import chemistry, tokens
+from seqtutor.data_prep import molecule_job
+from seqtutor.domains.molecule import chemistry, tokens
 
 
 def bare_scores(smiles_chunk):
@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
-    from pipeline.config import MoleculeRewardConfig
-    from domains.molecule.domain import MoleculeDomain
+    from seqtutor.config import MoleculeRewardConfig
+    from seqtutor.domains.molecule.domain import MoleculeDomain
 
     smiles = corpus_molecules(args.num)
     vocab = tokens.vocabulary({t for s in smiles for t in tokens.tokenize(s)}, min_length=10,

@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
-import domains
-from components import sequence_model, tune
-from data_prep import tfrecords
-from pipeline import config as config_lib, runner
+from seqtutor import domains
+from seqtutor import sequence_model
+from seqtutor.components import tune
+from seqtutor import tfrecords
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
 
 import numpy as np
 

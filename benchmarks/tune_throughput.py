@@ -18,10 +18,11 @@ import json
 import time
 
 from benchmarks import machine
-from pipeline import config as config_lib
-import domains
+from seqtutor import config as config_lib
+from seqtutor import domains
 from benchmarks.pretrain_melody import supervised_tokens_per_second
-from components import sequence_model, tune
+from seqtutor import sequence_model
+from seqtutor.components import tune
 
 
 

@@ -18,14 +18,14 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 
-from components import report, sequence_model, tune_agent
-from data_prep import tfrecords
-import domains
+from seqtutor.components import report
+from seqtutor import sequence_model
+from seqtutor.rl import agent as tune_agent
+from seqtutor import tfrecords
+from seqtutor import domains
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-import domains
-from components import evaluate
-from data_prep import tfrecords
-from pipeline import artifacts
-from pipeline.config import MODELS
+from seqtutor import domains
+from seqtutor.components import evaluate
+from seqtutor import tfrecords
+from seqtutor import artifacts
+from seqtutor.config import MODELS
 
 
 def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Path]:

@@ -9,10 +9,10 @@ def _job(domain: str):
     # One Beam job per domain; imported lazily so that one domain's dependencies do not load
     # for the other.
     if domain == "melody":
-        from data_prep import melody_job
+        from seqtutor.data_prep import melody_job
         return melody_job.run_job
     if domain == "molecule":
-        from data_prep import molecule_job
+        from seqtutor.data_prep import molecule_job
         return molecule_job.run_job
     raise ValueError(f"no prepare_data job for domain {domain!r}")
 

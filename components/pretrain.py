@@ -18,13 +18,11 @@ import logging
 import math
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 
-from components import sequence_model
-from data_prep import tfrecords
+from seqtutor import sequence_model
+from seqtutor import tfrecords
 
 keras = tf.keras
 log = logging.getLogger(__name__)

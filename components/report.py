@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.figures import figure, figure_uri
+from seqtutor.figures import figure, figure_uri
 
 REPORT_FILE = "report.html"
 MODEL_ORDER = ("data", "mle", "q", "psi", "g", "rl_only")

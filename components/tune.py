@@ -20,15 +20,14 @@ import math
 import shutil
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
-import domains
-from components import kl_control, sequence_model, tune_agent
-from data_prep import tfrecords
+from seqtutor import domains
+from seqtutor.rl import kl_control, agent as tune_agent
+from seqtutor import sequence_model
+from seqtutor import tfrecords
 
 log = logging.getLogger(__name__)
 CURVES_FILE = "curves.csv"

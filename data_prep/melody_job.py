@@ -24,8 +24,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from data_prep import melody_sources, tfrecords
-from domains.melody import encoding
+from seqtutor.data_prep import melody_sources
+from seqtutor import tfrecords
+from seqtutor.domains.melody import encoding
 
 log = logging.getLogger(__name__)
 

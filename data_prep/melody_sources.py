@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.melody import encoding
+from seqtutor.domains.melody import encoding
 
 MIDI_EXTENSIONS = (".mid", ".midi")
 # music21 corpus folders that hold folk tunes in ABC (12,949 tunes). The Essen part is licensed

@@ -28,10 +28,10 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from data_prep import tfrecords
-from data_prep.melody_job import EmptyCorpusError, split_of
-from data_prep.melody_sources import InputNotFoundError, list_input_files
-from domains.molecule import chemistry, tokens as smiles_tokens
+from seqtutor import tfrecords
+from seqtutor.data_prep.melody_job import EmptyCorpusError, split_of
+from seqtutor.data_prep.melody_sources import InputNotFoundError, list_input_files
+from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
 

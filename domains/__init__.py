@@ -19,7 +19,6 @@ A new domain is a new module plus an entry in ``_DOMAINS`` (and its config class
 ``pipeline/config.py``).
 """
 
-from pipeline import _legacy_keras  # noqa: F401  (must run before TensorFlow is imported)
 
 
 class Domain:
@@ -45,12 +44,12 @@ class Domain:
 
 
 def _melody(reward_config, vocab, data_dir):
-    from domains.melody.domain import MelodyDomain
+    from seqtutor.domains.melody.domain import MelodyDomain
     return MelodyDomain(reward_config, vocab, data_dir)
 
 
 def _molecule(reward_config, vocab, data_dir):
-    from domains.molecule.domain import MoleculeDomain
+    from seqtutor.domains.molecule.domain import MoleculeDomain
     if vocab is None:
         raise ValueError("the molecule domain needs the dataset's vocabulary (vocab.json)")
     return MoleculeDomain(reward_config, vocab, data_dir)

@@ -13,8 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before anything imports TensorFlow)
-from pipeline import artifacts, config as config_lib, runner
+from seqtutor import artifacts, config as config_lib
+from seqtutor.pipeline import runner
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/)")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             results = runner.run_pipeline(config, workdir, only=args.only,
                                           from_stage=args.from_stage, force=args.force)
         elif args.command == "compile":
-            from pipeline import kfp_pipeline
+            from seqtutor.pipeline import kfp_pipeline
             kfp_pipeline.compile_pipeline(
                 config, str(args.output), image=args.image, workdir=args.pipeline_workdir,
                 accelerator_type=args.accelerator_type,
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.output}")
             return 0
         elif args.command == "generate":
-            from components import generate
+            from seqtutor.components import generate
             paths = generate.generate(config, workdir, args.model, args.num, args.out)
             print(f"wrote {len(paths)} files to {args.out}")
             return 0

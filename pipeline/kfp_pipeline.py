@@ -22,22 +22,22 @@ STAGE_COMPONENTS = ("prepare-data", "pretrain", "tune", "evaluate")
 # the container image and in kfp.local's SubprocessRunner. (The stage runner lives outside this
 # module: importing kfp's compiler inside a running component is a circular import.)
 def prepare_data(config_json: str, workdir: str) -> str:
-    from pipeline.runner import execute_stage
+    from seqtutor.pipeline.runner import execute_stage
     return execute_stage("prepare_data", config_json, workdir)
 
 
 def pretrain(config_json: str, workdir: str) -> str:
-    from pipeline.runner import execute_stage
+    from seqtutor.pipeline.runner import execute_stage
     return execute_stage("pretrain", config_json, workdir)
 
 
 def tune(config_json: str, workdir: str) -> str:
-    from pipeline.runner import execute_stage
+    from seqtutor.pipeline.runner import execute_stage
     return execute_stage("tune", config_json, workdir)
 
 
 def evaluate(config_json: str, workdir: str) -> str:
-    from pipeline.runner import execute_stage
+    from seqtutor.pipeline.runner import execute_stage
     return execute_stage("evaluate", config_json, workdir)
 
 

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import artifacts
-from pipeline.config import Config
+from seqtutor import artifacts
+from seqtutor.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,12 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare_data", (), "components.prepare_data"),
-    Stage("pretrain", ("prepare_data",), "components.pretrain", resumable=True,
+    Stage("prepare_data", (), "seqtutor.components.prepare_data"),
+    Stage("pretrain", ("prepare_data",), "seqtutor.components.pretrain", resumable=True,
           extendable_keys=("max_steps",)),
-    Stage("tune", ("pretrain",), "components.tune", resumable=True, variant_key="algorithms",
+    Stage("tune", ("pretrain",), "seqtutor.components.tune", resumable=True, variant_key="algorithms",
           extendable_keys=("num_steps",)),
-    Stage("evaluate", ("prepare_data", "pretrain"), "components.evaluate",
+    Stage("evaluate", ("prepare_data", "pretrain"), "seqtutor.components.evaluate",
           optional_inputs=("tune",)),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
@@ -202,7 +202,7 @@ def execute_stage(stage_name: str, config_json: str, workdir: str) -> str:
     returns the workdir, which chains the components."""
     import json
 
-    from pipeline.config import config_from_dict
+    from seqtutor.config import config_from_dict
 
     config = config_from_dict(json.loads(config_json))
     spec = stage(stage_name)

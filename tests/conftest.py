@@ -8,7 +8,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"  # the packages set it too; tests may im
 
 import pytest
 
-from pipeline import config as config_lib
+from seqtutor import config as config_lib
 
 # In-process Beam runner: the multi-process one is exercised by the CLI test.
 FAST_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
@@ -19,7 +19,7 @@ FAST_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
 def melody_smoke_prior(tmp_path_factory):
     """prepare_data and pretrain of the melody smoke config, run once for the whole session
     (about a minute). Tests link them into their own workdirs: see ``workdir_with_prior``."""
-    from pipeline import runner
+    from seqtutor.pipeline import runner
 
     workdir = tmp_path_factory.mktemp("melody_smoke_prior")
     config = config_lib.load_config("configs/melody_smoke.yaml",
@@ -104,7 +104,7 @@ def write_token_dataset(data_dir, train, eval_=None, *, num_tokens=38):
 
     import tensorflow as tf
 
-    from data_prep import tfrecords
+    from seqtutor import tfrecords
 
     data_dir.mkdir(parents=True, exist_ok=True)
     for split, sequences in (("train", train), ("eval", train if eval_ is None else eval_)):

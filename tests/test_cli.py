@@ -15,7 +15,7 @@ FAST_TUNE = ["--set", "tune.num_steps=4096", "--set", "tune.algorithms=[g]",
 
 
 def seqtutor(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "seqtutor.pipeline.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as config_lib
+from seqtutor import config as config_lib
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from components import evaluate, generate
-from domains.melody import statistics
-from pipeline import artifacts, config as config_lib, runner
+from seqtutor.components import evaluate, generate
+from seqtutor.domains.melody import statistics
+from seqtutor import artifacts, config as config_lib
+from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 

@@ -6,7 +6,8 @@ import sys
 
 import yaml
 
-from pipeline import config as config_lib, kfp_pipeline
+from seqtutor import config as config_lib
+from seqtutor.pipeline import kfp_pipeline
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 SMOKE = "configs/melody_smoke.yaml"
@@ -15,7 +16,7 @@ SMOKE = "configs/melody_smoke.yaml"
 def test_compile_cli_writes_a_spec_with_four_components_and_a_gpu_for_tune(tmp_path):
     output = tmp_path / "pipeline.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "compile", SMOKE, "--output", str(output),
+        [sys.executable, "-m", "seqtutor.pipeline.cli", "compile", SMOKE, "--output", str(output),
          "--image", "europe-docker.pkg.dev/p/r/seqtutor:0.1.0", "--accelerator-type",
          "NVIDIA_L4", "--accelerator-count", "2"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import kl_control
+from seqtutor.rl import kl_control
 
 # One episode of two steps over three tokens. Actions: token 1, then token 2.
 ACTIONS = tf.constant([[1, 2]])
@@ -71,7 +71,7 @@ def test_unknown_algorithm_is_an_error():
 
 
 def test_episode_mask_ends_each_episode_at_its_first_end_token():
-    from domains.molecule import reward
+    from seqtutor.domains.molecule import reward
 
     actions = tf.constant([[5, 2, 7, 2], [5, 5, 5, 5], [2, 0, 0, 0]])
     mask = kl_control.episode_mask(actions, end_token=2).numpy()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from domains.melody import encoding
+from seqtutor.domains.melody import encoding
 
 
 def test_token_14_is_middle_c_and_range_is_midi_48_to_83():
@@ -32,7 +32,7 @@ def test_tokens_round_trip_through_midi(tmp_path):
     """tokens -> MIDI file -> NoteSequence -> melody extraction -> the same tokens."""
     import note_seq
 
-    from data_prep import melody_sources
+    from seqtutor.data_prep import melody_sources
 
     # Two 4/4 bars, C major: C4 (4 steps), D4, E4 (2 each), a rest, G4 ... ends holding C5.
     tokens = [14, 0, 0, 0, 16, 0, 18, 0, 1, 0, 21, 0, 23, 25, 26, 0,

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from data_prep import melody_job, melody_sources, tfrecords
-from pipeline import artifacts, runner
+from seqtutor.data_prep import melody_job, melody_sources
+from seqtutor import tfrecords
+from seqtutor import artifacts
+from seqtutor.pipeline import runner
 from tests.conftest import melody_config
 
 

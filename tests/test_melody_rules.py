@@ -5,7 +5,7 @@ to the step-at-a-time reference."""
 import numpy as np
 import pytest
 
-from domains.melody import rules, rules_reference as ref
+from seqtutor.domains.melody import rules, rules_reference as ref
 
 L = 32
 HOLD, REST = 0, 1  # data encoding

@@ -4,7 +4,7 @@ statistics equal to a plain step-by-step loop over the reference rules."""
 import numpy as np
 import pytest
 
-from domains.melody import rules_reference as ref, statistics
+from seqtutor.domains.melody import rules_reference as ref, statistics
 
 C4, D4, E4, F4, G4, CS4, REST = 14, 16, 18, 19, 21, 15, 1
 
@@ -44,7 +44,7 @@ def test_leaps_resolved_fraction():
 
 
 def test_interval_counts_count_in_key_thirds():
-    from domains.melody import rules
+    from seqtutor.domains.melody import rules
 
     counts = statistics.interval_counts(rules.detect(np.array([[C4, E4, G4, C4, REST]])))
     assert counts["in_key_thirds"] == 1  # C4 -> E4

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from data_prep import molecule_job
-from domains.molecule import chemistry, reward, tokens
-from pipeline.config import MoleculeRewardConfig
+from seqtutor.data_prep import molecule_job
+from seqtutor.domains.molecule import chemistry, reward, tokens
+from seqtutor.config import MoleculeRewardConfig
 
 VOCAB = tokens.vocabulary(list("CcNnO()=1") + ["Cl"], min_length=5, max_length=40,
                           max_carbon_run=6)
@@ -130,7 +130,7 @@ def test_invalid_reasons_on_hand_picked_strings():
 
 
 def test_evaluation_outcomes_split_the_invalid_strings_by_reason():
-    from domains.molecule.domain import MoleculeDomain
+    from seqtutor.domains.molecule.domain import MoleculeDomain
 
     domain = MoleculeDomain(MoleculeRewardConfig(workers=1), {**VOCAB, "domain": "molecule"})
     codec = tokens.Codec(VOCAB)

@@ -5,11 +5,13 @@ import json
 
 import pytest
 
-from data_prep import molecule_job, tfrecords
-from data_prep.melody_job import EmptyCorpusError
-from data_prep.melody_sources import InputNotFoundError
-from domains.molecule import tokens
-from pipeline import config as config_lib, runner
+from seqtutor.data_prep import molecule_job
+from seqtutor import tfrecords
+from seqtutor.data_prep.melody_job import EmptyCorpusError
+from seqtutor.data_prep.melody_sources import InputNotFoundError
+from seqtutor.domains.molecule import tokens
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS
 
 GOOD = ["CCO", "c1ccccc1", "OC(=O)c1ccccc1Cl", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "C[C@@H](N)C(=O)O",
@@ -60,7 +62,7 @@ def test_smiles_files_with_bad_lines(smiles_corpus, tmp_path):
             smiles = record["source"].numpy().decode()
             assert ids == codec.encode(smiles)
             written.add(smiles)
-    from domains.molecule import chemistry
+    from seqtutor.domains.molecule import chemistry
     assert written == {chemistry.canonical(s) for s in GOOD}
 
 

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from components import evaluate, generate
-from domains.molecule import reward
-from pipeline import config as config_lib, runner
+from seqtutor.components import evaluate, generate
+from seqtutor.domains.molecule import reward
+from seqtutor import config as config_lib
+from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS
 
 
@@ -51,7 +52,7 @@ def test_samples_are_smi_files_and_the_report_draws_molecules(molecule_run):
     for name, count in (("mle", 2000), ("psi", 2000), ("data", min(2000, eval_molecules))):
         lines = (workdir / "evaluate" / "samples" / f"{name}.smi").read_text().splitlines()
         assert len(lines) == count, name
-    from domains.molecule import chemistry
+    from seqtutor.domains.molecule import chemistry
     psi = (workdir / "evaluate" / "samples" / "psi.smi").read_text().splitlines()
     valid = np.mean([chemistry.parse(s) is not None for s in psi])
     # Cut-by-the-cap strings may parse, so the file's parse rate bounds `valid` from above.
@@ -85,8 +86,8 @@ def test_tuning_and_evaluation_close_their_rdkit_scoring_processes(molecule_run,
                                                                    monkeypatch):
     # Left to the garbage collector, the scorer's process pool raised at interpreter exit
     # (the tuner's tf.functions keep the domain alive until then): each stage closes it.
-    from components import tune
-    from domains.molecule import chemistry
+    from seqtutor.components import tune
+    from seqtutor.domains.molecule import chemistry
 
     closed_pools = []
     close = chemistry.MoleculeScorer.close

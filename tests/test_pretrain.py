@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import pretrain, sequence_model
-from pipeline import artifacts, runner
+from seqtutor.components import pretrain
+from seqtutor import sequence_model
+from seqtutor import artifacts
+from seqtutor.pipeline import runner
 from tests.conftest import TINY_PATTERNS, pretrain_config, write_token_dataset
 
 

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import domains
-from components import sequence_model, tune, tune_agent
-from pipeline import artifacts, config as config_lib, runner
+from seqtutor import domains
+from seqtutor import sequence_model
+from seqtutor.components import tune
+from seqtutor.rl import agent as tune_agent
+from seqtutor import artifacts, config as config_lib
+from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 SMOKE = "configs/melody_smoke.yaml"
@@ -212,7 +215,7 @@ def test_curves_resumed_with_a_new_field_keep_their_earlier_points(tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypatch):
-    from domains.melody.domain import MelodyDomain
+    from seqtutor.domains.melody.domain import MelodyDomain
 
     monkeypatch.setattr(MelodyDomain, "task_reward",
                         lambda self, tokens: np.full(tokens.shape, np.nan, np.float32))

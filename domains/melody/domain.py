@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from domains import Domain
-from domains.melody import encoding, rules, statistics
+from seqtutor.domains import Domain
+from seqtutor.domains.melody import encoding, rules, statistics
 
 
 class MelodyDomain(Domain):
@@ -89,5 +89,5 @@ class MelodyDomain(Domain):
         return paths
 
     def samples_html(self, name: str, compositions: np.ndarray) -> str:
-        from domains.melody import render
+        from seqtutor.domains.melody import render
         return render.samples_html(name, np.asarray(compositions)[:3])

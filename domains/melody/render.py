@@ -8,8 +8,8 @@ import io
 
 import numpy as np
 
-from domains.figures import figure, figure_uri
-from domains.melody import encoding
+from seqtutor.figures import figure, figure_uri
+from seqtutor.domains.melody import encoding
 
 SAMPLE_RATE = 8000
 

@@ -12,8 +12,8 @@ import dataclasses
 
 import numpy as np
 
-from domains.melody import rules_reference as ref
-from domains.melody.encoding import C_NOTES, E_NOTES, G_NOTES, IN_KEY_TOKENS, NUM_TOKENS, TONIC
+from seqtutor.domains.melody import rules_reference as ref
+from seqtutor.domains.melody.encoding import C_NOTES, E_NOTES, G_NOTES, IN_KEY_TOKENS, NUM_TOKENS, TONIC
 
 # Interval codes as integers: semitone counts 0..36 as themselves, named codes above them.
 CODE_HOLD, CODE_HOLD_CG, CODE_REST, CODE_REST_CG, CODE_THIRD, CODE_FIFTH = 101, 102, 103, 104, \

@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from domains.melody.encoding import C_NOTES, E_NOTES, G_NOTES, IN_KEY_TOKENS, TONIC
+from seqtutor.domains.melody.encoding import C_NOTES, E_NOTES, G_NOTES, IN_KEY_TOKENS, TONIC
 
 # Interval codes that are not semitone counts.
 HOLD, HOLD_AFTER_C_OR_G, REST, REST_AFTER_C_OR_G, IN_KEY_THIRD, IN_KEY_FIFTH = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.melody import rules
+from seqtutor.domains.melody import rules
 
 STATISTIC_KEYS = ("repeated_notes", "autocorr_lag1", "autocorr_lag2", "autocorr_lag3",
                   "notes_not_in_key", "starts_with_tonic", "leaps_resolved", "unique_max_note",

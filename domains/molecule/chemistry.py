@@ -119,7 +119,7 @@ def score_one(smiles: str, with_canonical: bool = True) -> tuple:
     from rdkit import Chem
     from rdkit.Chem import QED, Crippen
 
-    from domains.molecule import tokens
+    from seqtutor.domains.molecule import tokens
 
     pieces = tokens.tokenize(smiles)
     shape = (len(pieces), tokens.longest_carbon_run(pieces))

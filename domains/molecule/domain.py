@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from domains import Domain
-from domains.molecule import chemistry, reward, tokens as smiles_tokens
+from seqtutor.domains import Domain
+from seqtutor.domains.molecule import chemistry, reward, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class MoleculeDomain(Domain):
     def training_set(self) -> set[str] | None:
         """Canonical SMILES of the train split (for novelty), or None without a dataset."""
         if self._training_set is None and self.data_dir is not None:
-            from data_prep import tfrecords
+            from seqtutor import tfrecords
             self._training_set = {
                 record["source"].numpy().decode()
                 for record in tfrecords.load_split(self.data_dir, "train")}
@@ -137,6 +137,6 @@ class MoleculeDomain(Domain):
         return [self.write_samples(Path(out) / model, actions)]
 
     def samples_html(self, name: str, actions: np.ndarray) -> str:
-        from domains.molecule import render
+        from seqtutor.domains.molecule import render
         strings, finished = self.codec.decode_batch(actions)
         return render.samples_html(name, [s for s, f in zip(strings, finished) if f])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 
-from domains.figures import png_data_uri
-from domains.molecule import chemistry
+from seqtutor.figures import png_data_uri
+from seqtutor.domains.molecule import chemistry
 
 
 def grid_png(smiles: list[str], per_row: int = 4) -> str | None:

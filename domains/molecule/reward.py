@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from domains.molecule import chemistry
+from seqtutor.domains.molecule import chemistry
 
 STATISTIC_KEYS = ("valid", "mean_logp", "mean_qed", "mean_sa_penalty", "mean_ring_penalty",
                   "unique_at_1k", "unique_at_10k", "novelty", "int_div1", "mean_log_prior",

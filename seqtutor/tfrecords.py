@@ -7,7 +7,7 @@ with plain tf.data (:func:`load_split`) and with ``tfds.builder_from_directory``
 
 Use in another project::
 
-    from data_prep.tfrecords import load_split
+    from seqtutor.tfrecords import load_split
     ds = load_split("runs/melody/prepare_data", "train")   # yields {"tokens", "source", ...}
 
 or, without this package::

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from data_prep.melody_sources import MUSIC21_FOLK_COLLECTIONS
+from seqtutor.data_prep.melody_sources import MUSIC21_FOLK_COLLECTIONS
 
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
                      "--direct_num_workers=0")

@@ -12,17 +12,20 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import importlib.util
 import json
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-import pipeline
+import seqtutor
 
 ARTIFACT_FILE = "artifact.json"
 _FINGERPRINT_FILE = "fingerprint.txt"
-_PACKAGES = ("pipeline", "components", "data_prep", "domains")
+# The subpackages that setup.py maps from the repository's root folders: in an editable install
+# they do not lie inside seqtutor/.
+_MAPPED_SUBPACKAGES = ("pipeline", "components", "data_prep", "domains")
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -35,13 +38,20 @@ def code_version() -> str:
 
     Any code change invalidates cached artifacts, even without a version bump.
     """
-    root = Path(pipeline.__file__).resolve().parent.parent
+    folders = {"seqtutor": Path(seqtutor.__file__).resolve().parent}
+    for name in _MAPPED_SUBPACKAGES:
+        spec = importlib.util.find_spec(f"seqtutor.{name}")
+        folders[f"seqtutor.{name}"] = Path(spec.origin).resolve().parent
+    sources = {}  # module name -> path: the same in editable and regular installs
+    for package, folder in folders.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            sources[".".join((package, *parts))] = path
     digest = hashlib.sha256()
-    for package in _PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-    return f"{pipeline.__version__}+{digest.hexdigest()[:12]}"
+    for module in sorted(sources):
+        digest.update(module.encode())
+        digest.update(sources[module].read_bytes())
+    return f"{seqtutor.__version__}+{digest.hexdigest()[:12]}"
 
 
 def fingerprint(stage: str, config_section: dict[str, Any],

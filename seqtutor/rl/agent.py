@@ -18,8 +18,6 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -28,7 +26,8 @@ from tf_agents.policies import epsilon_greedy_policy, greedy_policy, tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step, time_step as ts, trajectory
 
-from components import kl_control, sequence_model
+from seqtutor.rl import kl_control
+from seqtutor import sequence_model
 
 keras = tf.keras
 

@@ -12,11 +12,9 @@ import contextlib
 import json
 from pathlib import Path
 
-from pipeline import _legacy_keras  # noqa: F401  (before TensorFlow)
-
 import tensorflow as tf
 
-from components import kl_control
+from seqtutor.rl import kl_control
 
 keras = tf.keras
 MODEL_FILE = "model.keras"
