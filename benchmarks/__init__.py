@@ -3,6 +3,8 @@
 import os
 import platform
 
+import seqtutor  # noqa: F401  (selects Keras 2 before any benchmark imports TensorFlow)
+
 
 def machine() -> str:
     """The machine a figure came from, as the benchmarks print it."""

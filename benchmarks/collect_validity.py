@@ -20,7 +20,9 @@ import tensorflow as tf
 from seqtutor import domains
 from benchmarks import machine
 from seqtutor import sequence_model
-from seqtutor.rl import agent as tune_agent
+from seqtutor.rl import algorithms
+from seqtutor.rl.collect import collect_episodes
+from seqtutor.rl.policy import SequencePolicy
 from seqtutor import tfrecords
 from seqtutor import config as config_lib
 
@@ -43,8 +45,8 @@ def main() -> None:
     with domain:  # closes the RDKit scoring processes
         for epsilon in (None, config.tune.epsilon_start):
             # The prior's policy is softmax(logits): "psi" over the saved model is exactly that.
-            policy = tune_agent.SequencePolicy(model, model, "psi", epsilon=epsilon)
-            play = tf.function(lambda first: tune_agent.collect_episodes(policy, first, length),
+            policy = SequencePolicy(model, model, algorithms.get("psi"), epsilon=epsilon)
+            play = tf.function(lambda first: collect_episodes(policy, first, length),
                                autograph=False)
             _, actions = play(tf.constant(domain.priming_tokens(rng, args.episodes)))
             point = domain.curve_point(actions.numpy())

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
+from seqtutor import layout
 from seqtutor import config as config_lib
 from seqtutor.pipeline import runner
 from seqtutor.components import pretrain
@@ -65,7 +66,7 @@ def main() -> None:
     if args.run:
         workdir = args.workdir or runner.default_workdir(config)
         stage = runner.run_stage(config, "pretrain", workdir, force=True)
-        metrics = json.loads((stage.path / pretrain.METRICS_FILE).read_text())
+        metrics = json.loads((stage.path / layout.METRICS_FILE).read_text())
         result.update({
             "pretrain_wall_seconds": round(stage.seconds, 1),
             "steps": metrics["steps"], "stopped_early": metrics["stopped_early"],

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
-    from seqtutor.config import MoleculeRewardConfig
+    from seqtutor.domains.molecule.config import MoleculeRewardConfig
     from seqtutor.domains.molecule.domain import MoleculeDomain
 
     smiles = corpus_molecules(args.num)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks import machine
+from seqtutor import layout
 from seqtutor import domains
 from seqtutor import sequence_model
 from seqtutor.components import tune
@@ -58,7 +59,7 @@ def main() -> None:
     config = config_lib.load_config(args.config, args.overrides)
     workdir = args.workdir or runner.default_workdir(config)
     vocab = tfrecords.read_vocab(workdir / "prepare_data")
-    if (workdir / "pretrain" / sequence_model.MODEL_FILE).is_file():
+    if (workdir / "pretrain" / layout.MODEL_FILE).is_file():
         model, source = sequence_model.load_model(workdir / "pretrain", vocab), "pretrained"
     else:
         model = sequence_model.build_model(int(vocab["num_tokens"]), config.pretrain.lstm_units,

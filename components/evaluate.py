@@ -21,41 +21,20 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from seqtutor import domains, layout, sequence_model, tfrecords
 from seqtutor.components import report
-from seqtutor import sequence_model
-from seqtutor.rl import agent as tune_agent
-from seqtutor import tfrecords
-from seqtutor import domains
+from seqtutor.rl.policy import load_sampler
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
-SAMPLES_DIR = "samples"
+DATA_ROW = "data"  # the eval split, scored like a model's samples
 SHOWN_SAMPLES = 12  # per model, in the report (the melody report plays the first 3)
-
-
-def load_sampler(workdir_inputs: dict[str, Path], name: str):
-    """The sampler of model ``name``, or None if it was not tuned.
-
-    ``mle`` samples softmax of the pretrained logits; ``q``, ``psi`` and ``rl_only`` softmax of
-    their tuned network's outputs; ``g`` p(a|s) exp(G(s, a)). All are scored under the prior.
-    """
-    pretrain_dir = Path(workdir_inputs["pretrain"])
-    vocab = tfrecords.read_vocab(pretrain_dir)
-    prior = sequence_model.load_model(pretrain_dir, vocab)
-    if name == "mle":
-        return sequence_model.PolicySampler(prior)
-    tuned_dir = Path(workdir_inputs["tune"]) / name
-    if not (tuned_dir / "artifact.json").is_file():
-        return None
-    values = sequence_model.load_model(tuned_dir, vocab)
-    return sequence_model.PolicySampler(values, prior, add_prior_logits=name == "g")
 
 
 def run(config, inputs: dict[str, Path], output: Path) -> dict:
     """Evaluate every configured model into ``output``; returns a summary per model."""
     options = config.evaluate
     output = Path(output)
-    (output / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+    (output / layout.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
     data_dir = Path(inputs["prepare_data"])
     domain = domains.get_domain(config.domain, config.reward,
                                 tfrecords.read_vocab(inputs["pretrain"]), data_dir)
@@ -67,7 +46,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
 
         models, missing, samples, details = {}, [], {}, {}
         for name in options.models:
-            sampler = load_sampler(inputs, name)
+            sampler = load_sampler(inputs["pretrain"], inputs.get("tune"), name)
             if sampler is None:
                 log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG "
                             "--algorithm %s`); evaluating the rest", name, name)
@@ -76,7 +55,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             tokens, log_prior = sampler.sample(first_tokens, length,
                                                temperature=options.temperature,
                                                seed=config.seed, batch_size=options.batch_size)
-            domain.write_samples(output / SAMPLES_DIR / name, tokens)
+            domain.write_samples(output / layout.SAMPLES_DIR / name, tokens)
             samples[name] = tokens[:SHOWN_SAMPLES]
             models[name], details[name] = domain.evaluate(tokens, log_prior)
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
@@ -88,21 +67,20 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         prior = sequence_model.load_model(Path(inputs["pretrain"]))
         batches = max(1, len(actions) // options.batch_size)
         data_log_prior = np.concatenate([
-            tune_agent.log_prior_of(prior, obs, act).numpy()
+            sequence_model.log_prior_of(prior, obs, act).numpy()
             for obs, act in zip(np.array_split(observations, batches),
                                 np.array_split(actions, batches))])
-        domain.write_samples(output / SAMPLES_DIR / "data", compositions)
+        domain.write_samples(output / layout.SAMPLES_DIR / DATA_ROW, compositions)
         spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
-        samples["data"] = compositions[np.unique(spread)]
-        models["data"], details["data"] = domain.evaluate(compositions, data_log_prior)
+        samples[DATA_ROW] = compositions[np.unique(spread)]
+        models[DATA_ROW], details[DATA_ROW] = domain.evaluate(compositions, data_log_prior)
 
         metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
-                   "missing_models": missing, domain.details_key: details}
-        if config.domain == "melody":
-            metrics["name_binding"] = config.reward.name_binding
-        (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+                   "missing_models": missing, domain.details_key: details,
+                   **domain.metrics_extras()}
+        (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
         report_path = report.write_report(output, metrics, samples,
-                                          report.read_curves(Path(inputs["tune"])), domain)
+                                          report.read_curves(inputs.get("tune")), domain)
         log.info("evaluate: wrote %s", report_path.name)
         return {"models": sorted(models), "missing_models": missing,
                 **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)

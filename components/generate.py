@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtutor import domains
-from seqtutor.components import evaluate
-from seqtutor import tfrecords
-from seqtutor import artifacts
-from seqtutor.config import MODELS
+from seqtutor import artifacts, domains, layout, tfrecords
+from seqtutor.config import MLE_MODEL
+from seqtutor.rl import algorithms
+from seqtutor.rl.policy import load_sampler
 
 
 def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Path]:
@@ -21,20 +20,20 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
       ValueError: an unknown model name or a non-positive count.
       MissingArtifactError: the model has not been trained (names the command to run).
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    known = (MLE_MODEL, *algorithms.names())
+    if model not in known:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(known)}")
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
-    workdir = Path(workdir)
-    artifacts.require_artifact(workdir / "pretrain", "pretrain", "seqtutor pretrain CONFIG")
-    inputs = {"pretrain": workdir / "pretrain", "tune": workdir / "tune"}
-    sampler = evaluate.load_sampler(inputs, model)
+    pretrain_dir = layout.stage_dir(workdir, "pretrain")
+    tune_dir = layout.stage_dir(workdir, "tune")
+    artifacts.require_artifact(pretrain_dir, "pretrain", "seqtutor pretrain CONFIG")
+    sampler = load_sampler(pretrain_dir, tune_dir, model)
     if sampler is None:
         raise artifacts.MissingArtifactError(
-            f"no tuned model {model!r} in {workdir / 'tune'}: run "
+            f"no tuned model {model!r} in {tune_dir}: run "
             f"`seqtutor tune CONFIG --algorithm {model}` first")
-    domain = domains.get_domain(config.domain, config.reward,
-                                tfrecords.read_vocab(workdir / "pretrain"))
+    domain = domains.get_domain(config.domain, config.reward, tfrecords.read_vocab(pretrain_dir))
     with domain:
         first = domain.priming_tokens(np.random.default_rng(config.seed), num)
         tokens, _ = sampler.sample(first, domain.episode_length(config.tune.episode_length),

@@ -12,7 +12,6 @@ another data order, and with early stopping's patience counted afresh).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -21,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from seqtutor import layout
 from seqtutor import sequence_model
 from seqtutor import tfrecords
 
 keras = tf.keras
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoints"
 
 
 def length_buckets(max_length: int, width: int = 4) -> list[int]:
@@ -155,15 +153,11 @@ class _StepLogger(keras.callbacks.Callback):
             **{k: float(v) for k, v in logs.items() if np.isscalar(v)}})
 
 
-# Tests append a callback here to interrupt training; nothing else should.
-extra_callbacks: list[keras.callbacks.Callback] = []
-
-
 def _start_step(previous: Path | None, options) -> tuple[int, list[dict]]:
     """The step and history a finished run in ``previous`` can be continued from, or (0, [])."""
     if previous is None:
         return 0, []
-    metrics = json.loads((Path(previous) / METRICS_FILE).read_text())
+    metrics = json.loads((Path(previous) / layout.METRICS_FILE).read_text())
     steps = int(metrics["steps"])
     # A run that stopped early would stop again in a fresh run: continuing it would not train
     # what the config describes.
@@ -230,7 +224,7 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
         if start_step:
             model.optimizer.build(model.trainable_variables)  # so that its state loads too
-            model.load_weights(Path(previous) / sequence_model.MODEL_FILE)
+            model.load_weights(Path(previous) / layout.MODEL_FILE)
             if int(model.optimizer.iterations.numpy()) != start_step:
                 raise ValueError(f"{previous}: the saved optimizer is at step "
                                  f"{int(model.optimizer.iterations.numpy())}, not {start_step}")
@@ -239,16 +233,15 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
     step_logger = _StepLogger()
     callbacks = [
         # Restores weights, optimizer state and the epoch after a kill; deleted on success.
-        keras.callbacks.BackupAndRestore(str(output / CHECKPOINT_DIR)),
+        keras.callbacks.BackupAndRestore(str(output / layout.CHECKPOINT_DIR)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.early_stopping_patience,
                                       min_delta=options.early_stopping_min_delta,
                                       start_from_epoch=options.early_stopping_start_step
                                       // options.eval_every,
                                       restore_best_weights=True, verbose=1),
-        keras.callbacks.TensorBoard(str(output / "logs"), update_freq=options.eval_every),
+        keras.callbacks.TensorBoard(str(output / layout.LOGS_DIR), update_freq=options.eval_every),
         keras.callbacks.TerminateOnNaN(),
         step_logger,
-        *extra_callbacks,
     ]
     history = model.fit(train, epochs=epochs, steps_per_epoch=options.eval_every,
                         initial_epoch=start_step // options.eval_every,
@@ -271,8 +264,8 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
         model = _float32_model(model)
     sequence_model.save_model(model, output)
     # The model's vocabulary travels with it: tune, evaluate and generate check against it.
-    (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
-    (output / METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+    (output / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
+    (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
     log.info("pretrain: eval accuracy %.4f, eval log perplexity %.4f after %d steps",
              metrics["eval_accuracy"], metrics["eval_log_perplexity"], steps)
     return {k: metrics[k] for k in ("eval_accuracy", "eval_log_perplexity", "steps")}

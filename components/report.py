@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seqtutor import layout
+from seqtutor.config import MLE_MODEL
 from seqtutor.figures import figure, figure_uri
+from seqtutor.rl import algorithms
 
-REPORT_FILE = "report.html"
-MODEL_ORDER = ("data", "mle", "q", "psi", "g", "rl_only")
 
 
 def curves_png(curves: dict[str, list[dict]]) -> str | None:
@@ -44,7 +45,7 @@ def _cell(value) -> str:
 def statistics_table(models: dict[str, dict], keys, paper: dict) -> str:
     """Models side by side, the MLE row's distance to the data, and the paper's table
     (``paper``: {"columns": names, "rows": {key: values}})."""
-    names = [m for m in MODEL_ORDER if m in models]
+    names = [m for m in model_order() if m in models]
     compare = "data" in models and "mle" in models
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     head += "<th>mle - data</th>" if compare else ""
@@ -62,10 +63,16 @@ def statistics_table(models: dict[str, dict], keys, paper: dict) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def read_curves(tune_dir: Path) -> dict[str, list[dict]]:
+def model_order() -> tuple[str, ...]:
+    """The report's columns: the data, the MLE model, then the algorithm table's order."""
+    return ("data", MLE_MODEL, *algorithms.names())
+
+
+def read_curves(tune_dir: Path | None) -> dict[str, list[dict]]:
+    """Every tuned algorithm's curves.csv rows, by algorithm (none without a tune dir)."""
     curves = {}
-    for algorithm in ("q", "psi", "g", "rl_only"):
-        path = Path(tune_dir) / algorithm / "curves.csv"
+    for algorithm in algorithms.names() if tune_dir is not None else ():
+        path = layout.tuned_dir(tune_dir, algorithm) / layout.CURVES_FILE
         if path.is_file():
             with path.open() as handle:
                 curves[algorithm] = list(csv.DictReader(handle))
@@ -73,7 +80,7 @@ def read_curves(tune_dir: Path) -> dict[str, list[dict]]:
 
 
 def details_table(details: dict[str, dict], title: str) -> str:
-    names = [m for m in MODEL_ORDER if m in details]
+    names = [m for m in model_order() if m in details]
     kinds = list(next(iter(details.values())))
     rows = "".join(f"<tr><th>{html.escape(kind)}</th>"
                    + "".join(f"<td>{_cell(details[n].get(kind))}</td>" for n in names) + "</tr>"
@@ -113,9 +120,9 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         parts += ["<h2>Training curves (paper Figure 2)</h2>",
                   f"<img alt='training curves' src='{curve_image}'>"]
     parts.append("<h2>Samples</h2>")
-    for name in (m for m in MODEL_ORDER if m in samples):
+    for name in (m for m in model_order() if m in samples):
         parts += [f"<h3>{html.escape(name)}</h3>", domain.samples_html(name, samples[name])]
     parts.append("</body></html>")
-    path = Path(output) / REPORT_FILE
+    path = Path(output) / layout.REPORT_FILE
     path.write_text("\n".join(parts))
     return path

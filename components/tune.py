@@ -22,18 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.policies import policy_saver
 
-from seqtutor import domains
-from seqtutor.rl import kl_control, agent as tune_agent
-from seqtutor import sequence_model
-from seqtutor import tfrecords
+from seqtutor import domains, layout, sequence_model, tfrecords
+from seqtutor.rl import algorithms, kl_control
+from seqtutor.rl.agent import SequenceTutorAgent
+from seqtutor.rl.collect import collect_episodes, epsilon_schedule
+from seqtutor.rl.replay import EpisodeReplay
 
 log = logging.getLogger(__name__)
-CURVES_FILE = "curves.csv"
 CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")  # then the domain's curve_fields
-CHECKPOINT_DIR = "checkpoints"
-POLICY_DIR = "policy"
 
 
 class NonFiniteError(FloatingPointError):
@@ -74,14 +71,6 @@ class CurveWriter:
         self.summaries.flush()
 
 
-def _learning_rate(options):
-    """Adam's rate: a float when it is constant (``lr_decay_rate`` 1), which keeps checkpoints
-    written before the schedule existed restorable (a schedule adds an optimizer variable)."""
-    if options.lr_decay_rate == 1.0:
-        return options.learning_rate
-    return sequence_model.learning_rate_schedule(options)
-
-
 class Tuner:
     """One algorithm's tuning run: agent, replay, collection, training and evaluation graphs."""
 
@@ -89,21 +78,13 @@ class Tuner:
         self.options = options
         self.domain = domain
         self.length = domain.episode_length(options.episode_length)
-        self.rng = tune_agent.numpy_seed(seed, 1)
+        self.rng = np.random.default_rng([seed, 1])
         self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
         self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
-        self.agent = tune_agent.SequenceTutorAgent(
-            pretrained, algorithm, c=options.c, gamma=options.gamma, eta=options.eta,
-            learning_rate=_learning_rate(options), clip_norm=options.clip_norm,
-            exploration=options.exploration, epsilon=self.epsilon.read_value,
-            end_token=domain.end_token, q_init=options.q_init, n_step=options.n_step,
-            off_policy_correction=options.off_policy_correction,
-            prior_kl_weight=options.prior_kl_weight,
-            detach_value_head=options.detach_value_head,
-            value_head_units=options.value_head_units,
-            value_learning_rate=options.value_learning_rate,
-            precision=sequence_model.precision_policy(options.mixed_precision))
-        self.replay = tune_agent.EpisodeReplay(
+        self.agent = SequenceTutorAgent(pretrained, algorithms.get(algorithm), options,
+                                        epsilon=self.epsilon.read_value,
+                                        end_token=domain.end_token)
+        self.replay = EpisodeReplay(
             max(options.replay_capacity // self.length, options.batch_episodes), self.length,
             prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
         self.sampling_policy = self.agent.sampling_policy()
@@ -112,7 +93,7 @@ class Tuner:
         value_optimizer = ({"value_optimizer": self.agent.value_optimizer}
                            if self.agent.value_optimizer is not None else {})
         self.checkpoint = tf.train.Checkpoint(
-            q_network=self.agent.q_model, target_network=self.agent.target_model,
+            q_network=self.agent.q_network, target_network=self.agent.target_network,
             optimizer=self.agent.optimizer, replay=self.replay, env_steps=self.env_steps,
             train_step=self.agent.train_step_counter, **value_optimizer)
         # No AutoGraph: the loops are explicit tf.while_loops, and converting TF-Agents' code
@@ -129,8 +110,8 @@ class Tuner:
         return tf.ensure_shape(reward, actions.shape)
 
     def _collect_fn(self, first_tokens):
-        observations, actions = tune_agent.collect_episodes(
-            self.agent.collect_policy, first_tokens, self.length)
+        observations, actions = collect_episodes(self.agent.collect_policy, first_tokens,
+                                                 self.length)
         self.replay.add(observations, actions, self._task_reward(actions))
         self.env_steps.assign_add(tf.size(actions, out_type=tf.int64))
 
@@ -147,9 +128,8 @@ class Tuner:
         return loss, mean_value
 
     def _sample_fn(self, first_tokens):
-        observations, actions = tune_agent.collect_episodes(
-            self.sampling_policy, first_tokens, self.length)
-        log_prior = tune_agent.log_prior_of(self.agent.reward_rnn, observations, actions)
+        observations, actions = collect_episodes(self.sampling_policy, first_tokens, self.length)
+        log_prior = sequence_model.log_prior_of(self.agent.reward_rnn, observations, actions)
         return actions, log_prior
 
     # -- steps -----------------------------------------------------------------------------
@@ -162,7 +142,7 @@ class Tuner:
 
     def collect(self) -> None:
         steps = int(self.env_steps.numpy())
-        self.epsilon.assign(tune_agent.epsilon_schedule(
+        self.epsilon.assign(epsilon_schedule(
             steps, self.options.epsilon_start, self.options.epsilon_final,
             self.options.exploration_steps))
         first = self.domain.priming_tokens(self.rng, self.options.collect_episodes)
@@ -197,18 +177,19 @@ def _crossed(previous: int, now: int, every: int) -> bool:
 def _continue_from(previous: Path, output: Path) -> None:
     """Start ``output`` from the finished run in ``previous``: its checkpoint (networks,
     optimizer, replay, step counters) and curve, which the resume below then picks up."""
-    if (output / CHECKPOINT_DIR).exists():
+    if (output / layout.CHECKPOINT_DIR).exists():
         return  # a continuation that was itself interrupted: resume it
-    if not (Path(previous) / CHECKPOINT_DIR / "checkpoint").is_file():
+    if not (Path(previous) / layout.CHECKPOINT_DIR / "checkpoint").is_file():
         log.info("tune: %s has no checkpoint to continue from; tuning from scratch", previous)
         return
-    shutil.copytree(Path(previous) / CHECKPOINT_DIR, output / CHECKPOINT_DIR)
-    shutil.copy(Path(previous) / CURVES_FILE, output / CURVES_FILE)
+    shutil.copytree(Path(previous) / layout.CHECKPOINT_DIR, output / layout.CHECKPOINT_DIR)
+    shutil.copy(Path(previous) / layout.CURVES_FILE, output / layout.CURVES_FILE)
 
 
 def run(config, inputs: dict[str, Path], output: Path, variant: str,
         previous: Path | None = None) -> dict:
-    """Tune ``variant`` (an algorithm) from ``inputs["pretrain"]`` into ``output``.
+    """Tune ``variant`` (an algorithm) from ``inputs["pretrain"]`` into ``output``: open the run
+    (or resume it), train to ``tune.num_steps``, export the model and the policy.
 
     ``previous`` (from the runner) is a finished tune artifact of the same algorithm, prior and
     settings but a smaller ``num_steps``: tuning continues from its last step, as a TF-Agents
@@ -217,86 +198,100 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
     Raises:
       NonFiniteError: the loss or Q-values became NaN/inf (the last checkpoint is kept).
     """
-    options = config.tune
-    algorithm = variant
     output = Path(output)
-    pretrain_dir = Path(inputs["pretrain"])
-    vocab = tfrecords.read_vocab(pretrain_dir)
-    pretrained = sequence_model.load_model(pretrain_dir, vocab)
+    vocab = tfrecords.read_vocab(inputs["pretrain"])
+    pretrained = sequence_model.load_model(inputs["pretrain"], vocab)
     domain = domains.get_domain(config.domain, config.reward, vocab)
     if domain.num_tokens != int(vocab["num_tokens"]):
         raise sequence_model.VocabularyMismatchError(
             f"the {domain.name} domain has {domain.num_tokens} tokens, the model "
             f"{vocab['num_tokens']}")
     with domain:  # closes the molecule domain's RDKit scoring processes
-        salt = ("q", "psi", "g", "rl_only").index(algorithm)
-        tf.keras.utils.set_random_seed(config.seed * 10 + salt)
-        tuner = Tuner(pretrained, domain, options, algorithm, config.seed * 10 + salt)
-        if previous is not None:
-            _continue_from(previous, output)
+        tuner, manager = _open(config, pretrained, domain, variant, output, previous)
+        curves = _train(tuner, manager, output, variant)
+        return _export(tuner, curves, vocab, output, variant)
 
-        manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / CHECKPOINT_DIR),
-                                             max_to_keep=2)
-        if manager.latest_checkpoint:
-            tuner.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
-                     int(tuner.env_steps.numpy()))
-        start = int(tuner.env_steps.numpy())
-        curves = CurveWriter(output / CURVES_FILE, start, output / "logs", domain.curve_fields)
-        if start == 0:
-            curves.add(0, tuner.evaluate(options.eval_episodes))
 
-        shown_names = {"mean_task_reward": "r_T", "mean_log_prior": "log_p",
-                       **{field: field for field in domain.curve_fields}}
+def _open(config, pretrained, domain, algorithm: str, output: Path, previous: Path | None):
+    """The tuner, at step 0 or at the last checkpoint in ``output`` (or ``previous``'s)."""
+    seed = config.seed * 10 + algorithms.names().index(algorithm)
+    tf.keras.utils.set_random_seed(seed)
+    tuner = Tuner(pretrained, domain, config.tune, algorithm, seed)
+    if previous is not None:
+        _continue_from(previous, output)
+    manager = tf.train.CheckpointManager(tuner.checkpoint, str(output / layout.CHECKPOINT_DIR),
+                                         max_to_keep=2)
+    if manager.latest_checkpoint:
+        tuner.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("tune/%s: resumed from %s at step %d", algorithm, manager.latest_checkpoint,
+                 int(tuner.env_steps.numpy()))
+    return tuner, manager
 
-        def shown_point(point) -> dict[str, float]:
-            return {shown_names[k]: float(v) for k, v in point.items()
-                    if k in shown_names and v != ""}
 
-        progress = tf.keras.utils.Progbar(
-            options.num_steps, unit_name="env step",
-            stateful_metrics=[*shown_names.values(), "epsilon", "loss"])
-        shown = shown_point(curves.rows[-1])
-        progress.update(start, list(shown.items()))
-        steps = start
-        while steps < options.num_steps:
-            before = steps
-            tuner.collect()
-            trained = tuner.train()
-            steps = int(tuner.env_steps.numpy())
-            if trained is not None:
-                loss, mean_value = trained
-                if not (math.isfinite(loss) and math.isfinite(mean_value)):
-                    raise NonFiniteError(
-                        f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
-                        f"is not finite at environment step {steps}; the last good checkpoint is "
-                        f"kept in {output / CHECKPOINT_DIR}. Lower tune.learning_rate or raise "
-                        "tune.c.")
-                shown["loss"] = loss
-            if _crossed(before, steps, options.eval_every) or steps >= options.num_steps:
-                point = tuner.evaluate(options.eval_episodes)
-                curves.add(steps, point)
-                shown.update(shown_point(point))
-            if _crossed(before, steps, options.checkpoint_every):
-                manager.save(checkpoint_number=steps)
-            if kl_control.uses_epsilon(options.exploration):
-                shown["epsilon"] = float(tuner.epsilon.numpy())
-            progress.update(min(steps, options.num_steps), list(shown.items()))
-        manager.save(checkpoint_number=steps)
+def _train(tuner: Tuner, manager, output: Path, algorithm: str) -> CurveWriter:
+    """Collect, train, add curve points and checkpoint until ``num_steps``; the curves."""
+    options, domain = tuner.options, tuner.domain
+    start = int(tuner.env_steps.numpy())
+    curves = CurveWriter(output / layout.CURVES_FILE, start, output / layout.LOGS_DIR,
+                         domain.curve_fields)
+    if start == 0:
+        curves.add(0, tuner.evaluate(options.eval_episodes))
 
-        # Saved in float32 whatever the tuning precision, as pretrain saves its model.
-        sequence_model.save_model(
-            sequence_model.with_dtype_policy(tuner.agent.q_network, "float32"), output)
-        (output / tfrecords.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
-        policy_saver.PolicySaver(tuner.agent.sampling_policy(precision="float32"),
-                                 batch_size=None).save(str(output / POLICY_DIR))
-        summary = {
-            "algorithm": algorithm,
-            "env_steps": steps,
-            "train_steps": int(tuner.agent.train_step_counter.numpy()),
-        }
-        for when, row in (("final", curves.rows[-1]), ("initial", curves.rows[0])):
-            summary.update({f"{when}_{field}": float(row[field]) for field in curves.fields[1:]
-                            if row.get(field, "") != ""})
-        (output / "tune.json").write_text(json.dumps(summary, indent=1) + "\n")
-        return summary
+    shown_names = {"mean_task_reward": "r_T", "mean_log_prior": "log_p",
+                   **{field: field for field in domain.curve_fields}}
+
+    def shown_point(point) -> dict[str, float]:
+        return {shown_names[k]: float(v) for k, v in point.items()
+                if k in shown_names and v != ""}
+
+    progress = tf.keras.utils.Progbar(
+        options.num_steps, unit_name="env step",
+        stateful_metrics=[*shown_names.values(), "epsilon", "loss"])
+    shown = shown_point(curves.rows[-1])
+    progress.update(start, list(shown.items()))
+    steps = start
+    while steps < options.num_steps:
+        before = steps
+        tuner.collect()
+        trained = tuner.train()
+        steps = int(tuner.env_steps.numpy())
+        if trained is not None:
+            loss, mean_value = trained
+            if not (math.isfinite(loss) and math.isfinite(mean_value)):
+                raise NonFiniteError(
+                    f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                    f"is not finite at environment step {steps}; the last good checkpoint is "
+                    f"kept in {output / layout.CHECKPOINT_DIR}. Lower tune.learning_rate or "
+                    "raise tune.c.")
+            shown["loss"] = loss
+        if _crossed(before, steps, options.eval_every) or steps >= options.num_steps:
+            point = tuner.evaluate(options.eval_episodes)
+            curves.add(steps, point)
+            shown.update(shown_point(point))
+        if _crossed(before, steps, options.checkpoint_every):
+            manager.save(checkpoint_number=steps)
+        if kl_control.uses_epsilon(options.exploration):
+            shown["epsilon"] = float(tuner.epsilon.numpy())
+        progress.update(min(steps, options.num_steps), list(shown.items()))
+    manager.save(checkpoint_number=steps)
+    return curves
+
+
+def _export(tuner: Tuner, curves: CurveWriter, vocab: dict, output: Path,
+            algorithm: str) -> dict:
+    """The tuned model (float32 whatever the tuning precision, as pretrain saves its model),
+    its vocabulary, the TF-Agents policy and tune.json; returns the summary."""
+    sequence_model.save_model(
+        sequence_model.with_dtype_policy(tuner.agent.policy_network, "float32"), output)
+    (output / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
+    tuner.agent.save_policy(output / layout.POLICY_DIR)
+    summary = {
+        "algorithm": algorithm,
+        "env_steps": int(tuner.env_steps.numpy()),
+        "train_steps": int(tuner.agent.train_step_counter.numpy()),
+    }
+    for when, row in (("final", curves.rows[-1]), ("initial", curves.rows[0])):
+        summary.update({f"{when}_{field}": float(row[field]) for field in curves.fields[1:]
+                        if row.get(field, "") != ""})
+    (output / layout.TUNE_SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

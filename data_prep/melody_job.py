@@ -24,28 +24,16 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor.data_prep import melody_sources
+from seqtutor import layout
 from seqtutor import tfrecords
-from seqtutor.domains.melody import encoding
+from seqtutor.corpus import DroppedInput, EmptyCorpusError, split_of
+from seqtutor.domains.melody import encoding, sources as melody_sources
 
 log = logging.getLogger(__name__)
 
 _STATS = "stats"
 _COUNTER_NAMESPACE = "seqtutor.prepare_data"
 _STATS_PREFIX = "stats-events"
-
-
-class EmptyCorpusError(ValueError):
-    """No input at all, or no melody out of the inputs."""
-
-
-def split_of(digest: str, eval_fraction: float) -> str:
-    """Deterministic train/eval assignment from a source's content digest (hex).
-
-    Every melody of one source lands in the same split, wherever the files lie.
-    """
-    value = int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big")
-    return "eval" if value / 2.0 ** 64 < eval_fraction else "train"
 
 
 class ExtractMelodiesFn(beam.DoFn):
@@ -58,7 +46,7 @@ class ExtractMelodiesFn(beam.DoFn):
         try:
             sequence, digest = melody_sources.read_item_note_sequence(item)
             melodies = melody_sources.extract_melodies(sequence, self._options)
-        except melody_sources.DroppedInput as error:
+        except DroppedInput as error:
             beam.metrics.Metrics.counter(_COUNTER_NAMESPACE, f"dropped_{error.reason}").inc()
             yield beam.pvalue.TaggedOutput(_STATS, {
                 "event": "dropped", "source": item.source, "reason": error.reason,
@@ -184,7 +172,7 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
       beam_args: pipeline options; defaults to ``config.beam_args``.
 
     Raises:
-      melody_sources.InputNotFoundError: an input path matches nothing (before Beam starts).
+      seqtutor.corpus.InputNotFoundError: an input path matches nothing (before Beam starts).
       EmptyCorpusError: no input, or no record out of either split.
     """
     items = list_items(config)
@@ -200,7 +188,7 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
         events += [json.loads(line) for line in path.read_text().splitlines() if line]
         path.unlink()
     stats = _summarise(events, len(items), config.sequence_length)
-    (output_dir / tfrecords.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
     empty = [split for split, n in stats["records_out"].items() if n == 0]
     if empty:
         raise EmptyCorpusError(
@@ -208,9 +196,9 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
             f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}, "
             f"{stats['melodies_written']} melodies of which "
             f"{stats['melodies_too_short_for_a_record']} shorter than "
-            f"{config.sequence_length} steps); see {tfrecords.STATS_FILE} reasons, "
+            f"{config.sequence_length} steps); see {layout.STATS_FILE} reasons, "
             "add inputs, or change prepare_data.eval_fraction / sequence_length")
-    (output_dir / tfrecords.VOCAB_FILE).write_text(
+    (output_dir / layout.VOCAB_FILE).write_text(
         json.dumps(encoding.vocabulary(config.sequence_length), indent=1) + "\n")
     tfrecords.write_tfds_metadata(
         output_dir, "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note "

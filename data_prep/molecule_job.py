@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import csv
 import gzip
-import hashlib
 import importlib.util
 import json
 import logging
@@ -28,9 +27,10 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from seqtutor import layout
 from seqtutor import tfrecords
-from seqtutor.data_prep.melody_job import EmptyCorpusError, split_of
-from seqtutor.data_prep.melody_sources import InputNotFoundError, list_input_files
+from seqtutor.corpus import (EmptyCorpusError, InputNotFoundError, hash_fraction,
+                             list_input_files, split_of)
 from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,6 @@ def csv_column_index(path: str, column: str) -> int:
 def count_lines(path: str, skip_header: bool) -> int:
     with _open_text(path) as handle:
         return sum(1 for _ in handle) - int(skip_header)
-
-
-def hash_fraction(text: str) -> float:
-    """A stable number in [0, 1) per string (for sampling)."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
 class ParseSmilesFn(beam.DoFn):
@@ -303,14 +298,14 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     summaries = _read_events(output_dir, _SUMMARY_PREFIX, ".json")
     summary = summaries[0] if summaries else {}
     stats = _summarise(events, files, lines_read, summary)
-    (output_dir / tfrecords.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
     empty = [split for split, n in stats["records_out"].items() if n == 0]
     if empty:
         raise EmptyCorpusError(
             f"no {' or '.join(empty)} molecules out of {lines_read} lines in {len(files)} "
             f"files ({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}); see "
-            f"{tfrecords.STATS_FILE}, add inputs, or change prepare_data.eval_fraction")
-    (output_dir / tfrecords.VOCAB_FILE).write_text(
+            f"{layout.STATS_FILE}, add inputs, or change prepare_data.eval_fraction")
+    (output_dir / layout.VOCAB_FILE).write_text(
         json.dumps(vocabulary_of(summary, config.episode_length_cap), indent=1) + "\n")
     tfrecords.write_tfds_metadata(
         output_dir, "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids "

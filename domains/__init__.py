@@ -1,32 +1,62 @@
-"""Domain knowledge (vocabulary, encoding, task reward, statistics), one module per domain.
+"""Domains: everything the pipeline knows about one kind of sequence, behind one protocol.
 
-A domain object offers:
+A domain is a class derived from :class:`Domain`, built as ``Domain(reward_config, vocab,
+data_dir)`` (the validated ``reward`` section, the dataset's vocab.json, the prepare_data
+directory or None). It declares:
 
+- ``data_config`` and ``reward_config``: its option types (``seqtutor.config.Options``
+  subclasses) for the config's ``prepare_data`` and ``reward`` sections;
+- its corpus reader, either the shared Beam job's parts (``data_prep/sequence_job.py``):
+  ``input_suffixes`` (the file names a directory input lists), ``corpus_reader(options)`` (a
+  Beam PTransform from input file paths to ``(source, tokens)``, or ``(source,
+  DroppedInput)`` for an input counted as dropped; ``sequence_job.ReadSequences`` makes one
+  from a plain function) and ``vocabulary(options)`` (vocab.json: at least ``domain`` and
+  ``num_tokens``); or a job of its own, ``prepare_data_job``: the import path
+  (``module:function``) of ``run_job(options, output_dir) -> stats``, which writes the
+  TFRecord dataset (``seqtutor.tfrecords``), vocab.json and stats.json;
 - ``name``, ``num_tokens``, ``end_token`` (None: fixed-length episodes), ``statistic_keys``,
+  ``paper_table`` (``{"columns": [...], "rows": {key: values}}``, may be empty),
   ``details_key`` and ``sample_suffix``;
-- ``episode_length(configured)``, ``priming_tokens(rng, count)`` (the input before the first
-  action), ``step_mask(actions)`` (the steps inside each episode), ``task_reward(actions [B, T])
-  -> [B, T]``;
+- for tuning: ``episode_length(configured)``, ``priming_tokens(rng, count)`` (the input before
+  the first action), ``step_mask(actions)`` (the steps inside each episode),
+  ``task_reward(actions [B, T]) -> [B, T]`` and, for the curves, ``curve_fields`` and
+  ``curve_point(actions)``;
 - for evaluation: ``evaluate(actions, log_prior) -> (statistics, details)``,
-  ``data_episodes(records, length, limit)``, ``write_samples(stem, actions)`` and
-  ``samples_html(name, actions)``;
-- for the tuning curves: ``curve_fields`` and ``curve_point(actions) -> dict`` (the mean r_T
-  per episode, plus the domain's own figures such as the molecules' validity);
-- ``close()`` (and ``with domain:``), which releases what it holds (the molecule domain's RDKit
-  scoring processes): the :class:`Domain` base class gives the protocol and the defaults.
+  ``data_episodes(records, length, limit)``, ``write_samples(stem, actions)``,
+  ``export(out, model, actions)`` (``seqtutor generate``) and ``samples_html(name, actions)``
+  (the report);
+- ``metrics_extras()``: settings that metrics.json records beside the statistics;
+- ``close()`` (and ``with domain:``), which releases what it holds.
 
-A new domain is a new module plus an entry in ``_DOMAINS`` (and its config class in
-``pipeline/config.py``).
+The registry :data:`DOMAINS` names the built-in domains; a config may also name a domain by
+import path (``domain: mypackage.module:MyDomain``) or by a ``seqtutor.domains`` entry point
+(see ``seqtutor.plugins``), so a new domain needs no edit of this package.
 """
 
+from __future__ import annotations
+
+from seqtutor import plugins
+
+# name -> class, or "module:Class" (imported when first used, so that one domain's
+# dependencies do not load for another).
+DOMAINS: dict[str, type | str] = {
+    "melody": "seqtutor.domains.melody.domain:MelodyDomain",
+    "molecule": "seqtutor.domains.molecule.domain:MoleculeDomain",
+}
 
 
 class Domain:
-    """Base of every domain: a context manager whose ``close`` releases the domain's resources
-    (none unless a domain overrides it), and the default tuning-curve statistics."""
+    """Base of every domain: the protocol's defaults, and a context manager whose ``close``
+    releases the domain's resources (none unless a domain overrides it)."""
 
     # The statistics of each tuning-curve point that the domain adds to the mean r_T.
     curve_fields: tuple[str, ...] = ()
+    paper_table: dict = {}
+    prepare_data_job: str | None = None  # None: the shared job over corpus_reader
+
+    def metrics_extras(self) -> dict:
+        """Settings recorded in metrics.json beside the statistics (none by default)."""
+        return {}
 
     def curve_point(self, actions) -> dict[str, float]:
         """Statistics of episodes sampled from the policy: ``mean_task_reward`` (r_T summed
@@ -43,24 +73,14 @@ class Domain:
         self.close()
 
 
-def _melody(reward_config, vocab, data_dir):
-    from seqtutor.domains.melody.domain import MelodyDomain
-    return MelodyDomain(reward_config, vocab, data_dir)
+def register_domain(name: str, domain_class: type | str) -> None:
+    """Register a domain class (or its ``module:Class`` path) under ``name``."""
+    if name in DOMAINS:
+        raise ValueError(f"domain {name!r} is already registered")
+    DOMAINS[name] = domain_class
 
 
-def _molecule(reward_config, vocab, data_dir):
-    from seqtutor.domains.molecule.domain import MoleculeDomain
-    if vocab is None:
-        raise ValueError("the molecule domain needs the dataset's vocabulary (vocab.json)")
-    return MoleculeDomain(reward_config, vocab, data_dir)
-
-
-_DOMAINS = {"melody": _melody, "molecule": _molecule}
-
-
-def get_domain(name: str, reward_config, vocab: dict | None = None, data_dir=None):
+def get_domain(name: str, reward_config, vocab: dict | None = None, data_dir=None) -> Domain:
     """The domain object for ``name`` with its reward options, the dataset's vocabulary and
     (for statistics against the training data, such as novelty) the dataset directory."""
-    if name not in _DOMAINS:
-        raise ValueError(f"unknown domain {name!r}; known: {', '.join(_DOMAINS)}")
-    return _DOMAINS[name](reward_config, vocab, data_dir)
+    return plugins.domain_class(name)(reward_config, vocab, data_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
+from seqtutor.rl import algorithms as rl_algorithms
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/)")
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="tune the pretrained model with KL-control RL")
     _common(tune)
     tune.add_argument("--algorithm", action="append", default=None,
-                      help="q, psi, g or rl_only (repeatable; default: the config's list)")
+                      help="an algorithm of the table: q, psi, g, rl_only or a registered one "
+                           "(repeatable; default: the config's list)")
 
     compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
     _common(compile_)
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write samples of one model")
     _common(generate)
-    generate.add_argument("--model", required=True, help="mle, q, psi, g or rl_only")
+    generate.add_argument("--model", required=True, help="mle or an algorithm's name")
     generate.add_argument("--num", type=int, required=True, help="how many sequences")
     generate.add_argument("--out", type=Path, required=True, help="output directory")
     return parser
@@ -141,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         elif args.command == "tune":
             algorithms = args.algorithm or config.tune.algorithms
-            unknown = sorted(set(algorithms) - set(config_lib.ALGORITHMS))
+            known = rl_algorithms.names()
+            unknown = sorted(set(algorithms) - set(known))
             if unknown:
                 raise config_lib.ConfigError(
-                    f"--algorithm: unknown {unknown}; choose from {list(config_lib.ALGORITHMS)}")
+                    f"--algorithm: unknown {unknown}; choose from {list(known)}")
             results = [runner.run_stage(config, "tune", workdir, force=True, variant=algorithm)
                        for algorithm in algorithms]
         else:

@@ -15,7 +15,6 @@ import json
 from kfp import compiler, dsl
 
 DEFAULT_IMAGE = "seqtutor:latest"
-STAGE_COMPONENTS = ("prepare-data", "pretrain", "tune", "evaluate")
 
 
 # Lightweight components: each body imports the installed package, so the same code runs in

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqtutor import artifacts
+from seqtutor import artifacts, layout
 from seqtutor.config import Config
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,9 @@ class Stage:
     name: str
     inputs: tuple[str, ...]
     module: str
+    # The config keys the stage reads (dotted for one value of another section): its
+    # fingerprint covers these and nothing else, so an edit elsewhere does not rerun it.
+    reads: tuple[str, ...]
     resumable: bool = False  # keeps checkpoints in its partial directory across a failure
     # A stage with variants (tune: one per algorithm) writes one artifact per variant into
     # <name>/<variant>/; ``variant_key`` is the config list that names them.
@@ -43,10 +46,11 @@ class Stage:
         return list(getattr(getattr(config, self.name), self.variant_key))
 
     def output(self, workdir: Path, variant: str | None) -> Path:
-        return workdir / self.name if variant is None else workdir / self.name / variant
+        return layout.stage_dir(workdir, self.name, variant)
 
     def section(self, config: Config, variant: str | None) -> dict[str, Any]:
-        section = config.section(self.name)
+        """The config values the stage reads (its fingerprint input)."""
+        section = {key: config.value(key) for key in self.reads}
         if variant is not None:
             # Other variants' names do not change this one's output.
             section[self.name].pop(self.variant_key)
@@ -58,12 +62,15 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("prepare_data", (), "seqtutor.components.prepare_data"),
-    Stage("pretrain", ("prepare_data",), "seqtutor.components.pretrain", resumable=True,
-          extendable_keys=("max_steps",)),
-    Stage("tune", ("pretrain",), "seqtutor.components.tune", resumable=True, variant_key="algorithms",
-          extendable_keys=("num_steps",)),
+    Stage("prepare_data", (), "seqtutor.components.prepare_data",
+          reads=("domain", "seed", "prepare_data")),
+    Stage("pretrain", ("prepare_data",), "seqtutor.components.pretrain",
+          reads=("domain", "seed", "pretrain"), resumable=True, extendable_keys=("max_steps",)),
+    Stage("tune", ("pretrain",), "seqtutor.components.tune",
+          reads=("domain", "seed", "tune", "reward"), resumable=True,
+          variant_key="algorithms", extendable_keys=("num_steps",)),
     Stage("evaluate", ("prepare_data", "pretrain"), "seqtutor.components.evaluate",
+          reads=("domain", "seed", "evaluate", "reward", "tune.episode_length"),
           optional_inputs=("tune",)),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
@@ -138,7 +145,8 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     if (variant is None) != (spec.variant_key is None):
         raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
     workdir = Path(workdir)
-    inputs = {source: workdir / source for source in spec.inputs + spec.optional_inputs}
+    inputs = {source: layout.stage_dir(workdir, source)
+              for source in spec.inputs + spec.optional_inputs}
     input_fingerprints = {source: _input_fingerprint(config, stage(source), workdir)
                           for source in spec.inputs}
     input_fingerprints.update({

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import seqtutor
+from seqtutor import layout
 
-ARTIFACT_FILE = "artifact.json"
 _FINGERPRINT_FILE = "fingerprint.txt"
 # The subpackages that setup.py maps from the repository's root folders: in an editable install
 # they do not lie inside seqtutor/.
@@ -66,7 +66,7 @@ def fingerprint(stage: str, config_section: dict[str, Any],
 def read_artifact(path: Path) -> dict[str, Any] | None:
     """The artifact.json of a complete artifact directory, or None."""
     try:
-        return json.loads((Path(path) / ARTIFACT_FILE).read_text())
+        return json.loads((Path(path) / layout.ARTIFACT_FILE).read_text())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
 
@@ -116,7 +116,7 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
     }
-    (partial / ARTIFACT_FILE).write_text(json.dumps(record, indent=1, default=str) + "\n")
+    (partial / layout.ARTIFACT_FILE).write_text(json.dumps(record, indent=1, default=str) + "\n")
     if output.exists():
         retired = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
         output.rename(retired)

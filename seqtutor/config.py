@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from seqtutor.data_prep.melody_sources import MUSIC21_FOLK_COLLECTIONS
+from seqtutor import plugins
 
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
                      "--direct_num_workers=0")
@@ -24,77 +24,13 @@ class ConfigError(ValueError):
     """A configuration that does not validate; the message names every bad key."""
 
 
-class _Options(BaseModel):
+class Options(BaseModel):
+    """Base of every options section: unknown keys are errors, assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-class MelodyDataConfig(_Options):
-    """prepare_data for melodies: corpus, extraction and output settings."""
-
-    input: list[str] = Field(
-        default_factory=list,
-        description="MIDI files, directories (searched recursively) or globs.")
-    builtin_corpus: Literal["music21_folk", "none"] = Field(
-        "music21_folk", description="Built-in corpus: music21's ABC folk tunes, or none.")
-    builtin_collections: list[str] = Field(
-        default_factory=lambda: list(MUSIC21_FOLK_COLLECTIONS),
-        description="music21 corpus folders to read for music21_folk.")
-    max_builtin_tunes: int | None = Field(
-        None, ge=1, description="Read at most this many built-in tunes (in a fixed order).")
-    sequence_length: int = Field(
-        64, ge=8, le=4096, description="Steps per training record (16 steps = one 4/4 bar).")
-    min_bars: int = Field(4, ge=1, description="Drop melodies shorter than this many bars.")
-    min_unique_pitches: int = Field(
-        5, ge=1, description="Drop melodies with fewer distinct pitches.")
-    gap_bars: float = Field(
-        1.0, gt=0, description="A silence of this many bars ends a melody.")
-    melody_track: Literal["highest", "all"] = Field(
-        "highest", description="Multi-track MIDI: the highest-pitched track, or every track.")
-    eval_fraction: float = Field(
-        0.1, gt=0, lt=1, description="Fraction of sources (by hash) in the eval split.")
-    num_shards: int = Field(4, ge=1, le=10000, description="TFRecord shards per split.")
-    beam_args: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_BEAM_ARGS),
-        description="Beam pipeline options; any runner (Dataflow, Flink, Spark) by options.")
-
-    @model_validator(mode="after")
-    def _check_collections(self):
-        unknown = sorted(set(self.builtin_collections) - set(MUSIC21_FOLK_COLLECTIONS))
-        if unknown:
-            raise ValueError(f"builtin_collections: unknown {unknown}; "
-                             f"choose from {list(MUSIC21_FOLK_COLLECTIONS)}")
-        return self
-
-
-class MoleculeDataConfig(_Options):
-    """prepare_data for molecules: SMILES files and filters (spec/molecule.md)."""
-
-    input: list[str] = Field(
-        default_factory=list,
-        description="SMILES files (.smi: first field per line; .csv/.csv.gz: smiles_column), "
-        "directories (searched recursively) or globs.")
-    builtin_corpus: Literal["moses", "none"] = Field(
-        "moses", description="Built-in corpus: the MOSES training set (1,584,663 ZINC "
-        "molecules in the molsets wheel), or none.")
-    sample_size: int | None = Field(
-        None, ge=1, description="Keep about this many input lines, chosen by a hash of the "
-        "line (deterministic); None keeps all.")
-    smiles_column: str = Field("SMILES", description="The SMILES column of CSV inputs.")
-    max_tokens: int = Field(
-        100, ge=1, description="Drop molecules longer than this many tokens.")
-    allowed_tokens: list[str] | None = Field(
-        None, description="Drop molecules with a token outside this list (None: any token).")
-    episode_length_cap: int = Field(
-        120, ge=2, description="Longest episode (tokens incl. EOS) the vocabulary allows.")
-    eval_fraction: float = Field(
-        0.1, gt=0, lt=1, description="Fraction of molecules (by hash) in the eval split.")
-    num_shards: int = Field(4, ge=1, le=10000, description="TFRecord shards per split.")
-    beam_args: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_BEAM_ARGS),
-        description="Beam pipeline options; any runner (Dataflow, Flink, Spark) by options.")
-
-
-class PretrainConfig(_Options):
+class PretrainConfig(Options):
     """pretrain: the MLE LSTM and its optimisation (paper section 5)."""
 
     lstm_units: list[int] = Field(
@@ -142,46 +78,13 @@ class PretrainConfig(_Options):
         "is float32 either way, so tune, evaluate and generate do not depend on it.")
 
 
-class MelodyRewardConfig(_Options):
-    """Melody reward options, shared by tune and evaluate."""
-
-    name_binding: Literal["data", "reference"] = Field(
-        "data", description="Melody: which tokens the rules' NO_EVENT/NOTE_OFF mean. 'data' "
-        "(0 hold, 1 rest) or 'reference' (swapped, as magenta's rl_tuner; reproduces Table 1).")
-
-
-class MoleculeRewardConfig(_Options):
-    """Molecule task reward r_T (spec/molecule.md section 2), shared by tune and evaluate."""
-
-    valid: float = Field(10.0, description="Reward for a valid (RDKit-sanitised) molecule.")
-    logp: float = Field(0.5, description="Weight of Crippen logP.")
-    qed: float = Field(10.0, description="Weight of QED (0..1).")
-    sa: float = Field(1.0, description="Weight of the SA score (1 easy .. 10 hard), "
-                      "subtracted.")
-    ring: float = Field(1.0, ge=0, description="Weight of the ring penalty -(largest ring - 6).")
-    too_short: float = Field(
-        10.0, ge=0, description="Penalty when shorter than the shortest training molecule.")
-    carbon_run: float = Field(
-        10.0, ge=0, description="Penalty when a run of C is longer than any in training.")
-    unfinished: float = Field(
-        10.0, ge=0, description="Penalty when the episode cap cuts the sequence before EOS "
-        "(invalid in any case; without it, running to the cap is a safe way around the "
-        "too-short penalty).")
-    workers: int | None = Field(
-        None, ge=1, description="Processes scoring molecules with RDKit (None: every core).")
-
-
-RewardConfig = MelodyRewardConfig  # the melody domain's, the default
-
-ALGORITHMS = ("q", "psi", "g", "rl_only")
-
-
-class TuneConfig(_Options):
+class TuneConfig(Options):
     """tune: Sequence Tutor's off-policy KL-control RL (spec/tuning.md)."""
 
-    algorithms: list[Literal["q", "psi", "g", "rl_only"]] = Field(
-        default_factory=lambda: list(ALGORITHMS), min_length=1,
-        description="Algorithms to tune, each into tune/<algorithm>/.")
+    algorithms: list[str] = Field(
+        default_factory=lambda: list(plugins.algorithm_table()), min_length=1,
+        description="Algorithms to tune, each into tune/<algorithm>/: names in the algorithm "
+        "table (q, psi, g, rl_only and any registered one; default: all).")
     c: float = Field(0.5, gt=0, description="Weight of the prior: r = r_T / c + log p (paper: "
                      "0.5 for melodies).")
     gamma: float = Field(0.5, ge=0, le=1, description="Discount (paper melodies: 0.5).")
@@ -197,7 +100,8 @@ class TuneConfig(_Options):
     q_init: Literal["logits", "log_prior"] = Field(
         "logits", description="The Q-network's start: the pretrained logits (paper), or "
         "log_softmax(logits) + a state value v(s) starting at 0 (initial soft value 0; for "
-        "long episodes with gamma near 1).")
+        "long episodes with gamma near 1). G's values start at 0 either way (plus v(s) with "
+        "log_prior), so its policy p exp(G) starts at the prior.")
     n_step: int | None = Field(
         1, ge=1, description="Steps of the TD target before it bootstraps from the target "
         "network: 1 (the paper), n, or None for the whole episode. Longer targets carry an "
@@ -255,13 +159,22 @@ class TuneConfig(_Options):
         "while tuning (as pretrain.mixed_precision; Q-values, the prior's log-probabilities and "
         "the TD targets stay float32). The saved model and policy are float32 either way.")
 
+    @field_validator("algorithms")
+    @classmethod
+    def _known_algorithms(cls, names: list[str]) -> list[str]:
+        table = plugins.algorithm_table()
+        unknown = [name for name in names if name not in table]
+        if unknown:
+            raise ValueError(f"unknown {unknown}; choose from {list(table)}")
+        return names
+
     @model_validator(mode="after")
     def _check(self):
-        if self.q_init == "log_prior" and "g" in self.algorithms:
-            # G's policy is p(a|s) exp(G): started at log p it would be p^2 (sharper than the
-            # prior); G's right start is 0, which the saved logits cannot express.
-            raise ValueError("q_init: log_prior is not defined for algorithm g (its values "
-                             "add to log p); tune g with q_init: logits, separately")
+        table = plugins.algorithm_table()
+        for name in self.algorithms:
+            if self.q_init not in table[name].starts:
+                raise ValueError(f"q_init: {self.q_init} is not a start of algorithm {name} "
+                                 f"(it allows {list(table[name].starts)})")
         for option in ("detach_value_head", "value_head_units", "value_learning_rate"):
             if getattr(self, option) and self.q_init != "log_prior":
                 raise ValueError(f"{option} needs q_init: log_prior (the value head it shapes "
@@ -273,55 +186,71 @@ class TuneConfig(_Options):
         return self
 
 
-MODELS = ("mle",) + ALGORITHMS
+MLE_MODEL = "mle"  # the pretrained model, evaluated beside the tuned ones
 
 
-class EvaluateConfig(_Options):
+class EvaluateConfig(Options):
     """evaluate: sample every model and compute the domain's rule statistics."""
 
     num_samples: int = Field(100_000, ge=1, description="Sequences sampled per model.")
-    models: list[Literal["mle", "q", "psi", "g", "rl_only"]] = Field(
-        default_factory=lambda: list(MODELS), min_length=1,
-        description="Models to evaluate (a missing tuned model is reported and skipped).")
+    models: list[str] = Field(
+        default_factory=lambda: [MLE_MODEL, *plugins.algorithm_table()], min_length=1,
+        description="Models to evaluate: mle and algorithm names (a missing tuned model is "
+        "reported and skipped).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     batch_size: int = Field(10_000, ge=1, description="Sequences per sampling graph call.")
 
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, names: list[str]) -> list[str]:
+        known = [MLE_MODEL, *plugins.algorithm_table()]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"unknown {unknown}; choose from {known}")
+        return names
 
-class Config(_Options):
-    """A whole pipeline configuration (one YAML file); one subclass per domain fixes the types
-    of its ``prepare_data`` and ``reward`` sections."""
+
+class Config(Options):
+    """A whole pipeline configuration (one YAML file). The domain's class gives the types of
+    the ``prepare_data`` and ``reward`` sections (:func:`config_class`)."""
 
     name: str = Field("", description="Run name; the default workdir is runs/<name>/.")
-    domain: str = Field("melody", description="Which domain module to use.")
+    domain: str = Field("melody", description="The domain: a registered name (melody, "
+                        "molecule), an import path package.module:Class, or the name of a "
+                        "'seqtutor.domains' entry point.")
     seed: int = Field(0, description="Random seed of every stage.")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    prepare_data: Options = Field(default_factory=Options)
+    reward: Options = Field(default_factory=Options)
 
-    def section(self, stage: str) -> dict[str, Any]:
-        """The config values a stage depends on (its fingerprint input)."""
-        values = {"domain": self.domain, "seed": self.seed}
-        values[stage] = getattr(self, stage).model_dump(mode="json")
-        if stage in ("tune", "evaluate"):
-            values["reward"] = self.reward.model_dump(mode="json")
-        if stage == "evaluate":
-            values["episode_length"] = self.tune.episode_length
-        return values
-
-
-class MelodyConfig(Config):
-    domain: Literal["melody"] = Field("melody", description="Which domain module to use.")
-    prepare_data: MelodyDataConfig = Field(default_factory=MelodyDataConfig)
-    reward: MelodyRewardConfig = Field(default_factory=MelodyRewardConfig)
+    def value(self, key: str) -> Any:
+        """The JSON value of a dotted key (``tune.episode_length``, ``reward``, ``seed``)."""
+        node = self
+        for part in key.split("."):
+            node = getattr(node, part)
+        return node.model_dump(mode="json") if isinstance(node, BaseModel) else node
 
 
-class MoleculeConfig(Config):
-    domain: Literal["molecule"] = Field("molecule", description="Which domain module to use.")
-    prepare_data: MoleculeDataConfig = Field(default_factory=MoleculeDataConfig)
-    reward: MoleculeRewardConfig = Field(default_factory=MoleculeRewardConfig)
+_CONFIG_CLASSES: dict[type, type[Config]] = {}
 
 
-CONFIG_CLASSES = {"melody": MelodyConfig, "molecule": MoleculeConfig}
+def config_class(domain_class: type) -> type[Config]:
+    """The Config subclass whose ``prepare_data`` and ``reward`` sections have the domain's
+    types (its ``data_config`` and ``reward_config``)."""
+    if domain_class not in _CONFIG_CLASSES:
+        for attribute in ("data_config", "reward_config"):
+            options = getattr(domain_class, attribute, None)
+            if not (isinstance(options, type) and issubclass(options, Options)):
+                raise ConfigError(f"domain class {domain_class.__name__} has no {attribute} "
+                                  "(a seqtutor.config.Options subclass)")
+        _CONFIG_CLASSES[domain_class] = create_model(
+            f"{domain_class.__name__}Config", __base__=Config,
+            prepare_data=(domain_class.data_config,
+                          Field(default_factory=domain_class.data_config)),
+            reward=(domain_class.reward_config, Field(default_factory=domain_class.reward_config)))
+    return _CONFIG_CLASSES[domain_class]
 
 
 def _format_errors(error: ValidationError) -> str:
@@ -381,11 +310,14 @@ def config_from_dict(raw: dict[str, Any], overrides: list = ()) -> Config:
         raise ConfigError("invalid config: the top level must be a mapping")
     raw = apply_overrides(raw, list(overrides))
     domain = raw.get("domain", "melody")
-    if domain not in CONFIG_CLASSES:
-        raise ConfigError(f"invalid config:\n  domain: unknown domain {domain!r}; choose from "
-                          f"{', '.join(CONFIG_CLASSES)}")
+    if not isinstance(domain, str):
+        raise ConfigError(f"invalid config:\n  domain: expected a name, got {domain!r}")
     try:
-        return CONFIG_CLASSES[domain].model_validate(raw)
+        domain_class = plugins.domain_class(domain)
+    except plugins.PluginNotFoundError as error:
+        raise ConfigError(f"invalid config:\n  {error}") from None
+    try:
+        return config_class(domain_class).model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_errors(error)) from None
 

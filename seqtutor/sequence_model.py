@@ -14,10 +14,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from seqtutor.rl import kl_control
+from seqtutor import layout
 
 keras = tf.keras
-MODEL_FILE = "model.keras"
 
 
 class VocabularyMismatchError(ValueError):
@@ -78,9 +77,9 @@ def check_vocabulary(model: keras.Model, vocab: dict) -> None:
 
 def load_model(pretrain_dir: str | Path, vocab: dict | None = None) -> keras.Model:
     """Load the pretrained model of a pretrain artifact, checked against ``vocab``."""
-    path = Path(pretrain_dir) / MODEL_FILE
+    path = Path(pretrain_dir) / layout.MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {MODEL_FILE} in {pretrain_dir}")
+        raise FileNotFoundError(f"no {layout.MODEL_FILE} in {pretrain_dir}")
     model = keras.models.load_model(path, compile=False)
     if vocab is not None:
         check_vocabulary(model, vocab)
@@ -184,18 +183,19 @@ class StepModel(tf.Module):
 
 
 class PolicySampler(tf.Module):
-    """Samples sequences in one graph from softmax(values), or from p(a|s) exp(values) when
-    ``add_prior_logits`` (G-learning's policy), and scores them under the prior.
+    """Samples sequences in one graph from softmax(values + prior_weight * log p(a|s)) and scores
+    them under the prior. ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
+    G's policy p(a|s) exp(G) has 1 (``seqtutor.rl.algorithms`` gives each algorithm's).
 
     With ``values is prior`` (the MLE model) the model runs once per step.
     """
 
     def __init__(self, values: keras.Model, prior: keras.Model | None = None,
-                 add_prior_logits: bool = False):
+                 prior_weight: float = 0.0):
         super().__init__(name="policy_sampler")
         self.values = StepModel(values)
         self.prior = None if prior is None or prior is values else StepModel(prior)
-        self.add_prior_logits = add_prior_logits
+        self.prior_weight = prior_weight
         self._sample = tf.function(self._sample_fn)
 
     def _sample_fn(self, first_tokens, length, temperature, seed):
@@ -212,8 +212,8 @@ class PolicySampler(tf.Module):
                 log_prior = tf.nn.log_softmax(prior_logits)
             else:
                 log_prior = tf.nn.log_softmax(logits)
-            if self.add_prior_logits:
-                logits = kl_control.policy_logits(logits, log_prior, "g")
+            if self.prior_weight:
+                logits = logits + self.prior_weight * log_prior
             step_seed = tf.stack([seed[0], seed[1] + tf.cast(t, tf.int64)])
             current = tf.cast(tf.random.stateless_categorical(
                 logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
@@ -248,8 +248,14 @@ def sample(model: keras.Model, first_tokens, length: int, *, temperature: float 
                                        seed=seed, batch_size=batch_size)
 
 
+def log_prior_of(prior: keras.Model, observations, actions):
+    """log p(a_t | s_t) under ``prior`` for whole episodes [B, T] (one pass)."""
+    log_prior = tf.nn.log_softmax(prior(observations, training=False))
+    return tf.gather(log_prior, tf.cast(actions, tf.int32), batch_dims=2)
+
+
 def save_model(model: keras.Model, directory: Path) -> Path:
-    path = Path(directory) / MODEL_FILE
+    path = Path(directory) / layout.MODEL_FILE
     model.save(path)
     return path
 

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from seqtutor import layout
 
 SPLITS = ("train", "eval")
-VOCAB_FILE = "vocab.json"
-STATS_FILE = "stats.json"
 
 
 def shard_prefix(data_dir: str | Path, domain: str, split: str) -> str:
@@ -99,7 +98,7 @@ def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
 
 def read_vocab(data_dir: str | Path) -> dict:
     """The vocabulary (vocab.json) saved beside the shards."""
-    path = Path(data_dir) / VOCAB_FILE
+    path = Path(data_dir) / layout.VOCAB_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {VOCAB_FILE} in {data_dir}")
+        raise FileNotFoundError(f"no {layout.VOCAB_FILE} in {data_dir}")
     return json.loads(path.read_text())

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from seqtutor.components import evaluate, generate
+from seqtutor import layout
+from seqtutor.components import generate
 from seqtutor.domains.melody import statistics
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
@@ -31,7 +32,7 @@ def evaluated(tmp_path_factory, melody_smoke_prior):
 
 def test_metrics_have_the_contract_keys_and_missing_models_are_reported(evaluated):
     _, _, result = evaluated
-    metrics = json.loads((result.path / evaluate.METRICS_FILE).read_text())
+    metrics = json.loads((result.path / layout.METRICS_FILE).read_text())
     assert metrics["domain"] == "melody" and metrics["num_samples"] == 300
     assert sorted(metrics["models"]) == ["data", "mle", "q"]
     assert metrics["missing_models"] == ["psi", "g", "rl_only"]
@@ -42,7 +43,7 @@ def test_metrics_have_the_contract_keys_and_missing_models_are_reported(evaluate
 
 def test_samples_are_saved_and_recompute_the_statistics(evaluated):
     _, config, result = evaluated
-    metrics = json.loads((result.path / evaluate.METRICS_FILE).read_text())
+    metrics = json.loads((result.path / layout.METRICS_FILE).read_text())
     tokens = np.load(result.path / "samples" / "q.npz")["tokens"]
     assert tokens.shape == (300, 32) and tokens.min() >= 0 and tokens.max() < 38
     recomputed = statistics.rule_statistics(tokens)

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seqtutor.rl import kl_control
+from seqtutor.rl import algorithms, kl_control
+
+Q, PSI, G, RL_ONLY = (algorithms.get(name) for name in ("q", "psi", "g", "rl_only"))
 
 # One episode of two steps over three tokens. Actions: token 1, then token 2.
 ACTIONS = tf.constant([[1, 2]])
@@ -28,10 +30,10 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("algorithm", kl_control.ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ["q", "psi", "g", "rl_only"])
 def test_td_targets_match_hand_computed_values(algorithm):
     targets, _ = kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA,
-                                               algorithm)
+                                               algorithms.get(algorithm))
     np.testing.assert_allclose(targets.numpy()[0], EXPECTED[algorithm], rtol=1e-6)
 
 
@@ -55,19 +57,19 @@ def test_value_functions():
 
 def test_rewards_and_policy_logits():
     log_p = tf.constant(-1.5)
-    assert float(kl_control.kl_control_reward(tf.constant(1.0), log_p, 0.5, "q")) == 0.5
-    assert float(kl_control.kl_control_reward(tf.constant(1.0), log_p, 0.5, "g")) == 2.0
+    assert float(Q.reward(tf.constant(1.0), log_p, 0.5)) == 0.5
+    assert float(G.reward(tf.constant(1.0), log_p, 0.5)) == 2.0
     values = tf.constant([0.0, 1.0])
     prior = tf.math.log(tf.constant([0.9, 0.1]))
-    np.testing.assert_allclose(kl_control.policy_logits(values, prior, "psi"), [0.0, 1.0])
+    np.testing.assert_allclose(PSI.policy_logits(values, prior), [0.0, 1.0])
     # G: pi proportional to p(a|s) exp(G(s, a)).
-    np.testing.assert_allclose(kl_control.policy_logits(values, prior, "g"),
+    np.testing.assert_allclose(G.policy_logits(values, prior),
                                np.log([0.9, 0.1]) + [0.0, 1.0], rtol=1e-6)
 
 
 def test_unknown_algorithm_is_an_error():
     with pytest.raises(ValueError, match="unknown algorithm 'dqn'"):
-        kl_control.policy_logits(tf.zeros(2), tf.zeros(2), "dqn")
+        algorithms.get("dqn")
 
 
 def test_episode_mask_ends_each_episode_at_its_first_end_token():
@@ -89,7 +91,7 @@ def test_td_target_is_terminal_at_the_end_token():
     target = tf.constant([[[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [9.0, 9.0, 9.0]]])
     mask = kl_control.episode_mask(actions, end_token=2)
     targets, _ = kl_control.episode_td_targets(r_task, actions, log_prior, target, 1.0, 0.5,
-                                               "rl_only", mask)
+                                               RL_ONLY, mask)
     assert targets.numpy()[0, :2] == pytest.approx([0.5 * 3.0, 3.0])
 
 
@@ -103,11 +105,11 @@ EXPECTED_TWO_STEP = {
 }
 
 
-@pytest.mark.parametrize("algorithm", kl_control.ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ["q", "psi", "g", "rl_only"])
 @pytest.mark.parametrize("n_step", [2, 5, None])
 def test_multi_step_targets_match_hand_computed_values(algorithm, n_step):
     targets, _ = kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA,
-                                               algorithm, n_step=n_step)
+                                               algorithms.get(algorithm), n_step=n_step)
     np.testing.assert_allclose(targets.numpy()[0],
                                [EXPECTED_TWO_STEP[algorithm], EXPECTED[algorithm][1]],
                                rtol=1e-6)
@@ -127,7 +129,7 @@ def test_whole_episode_psi_target_is_the_return_less_the_policys_log_probabiliti
     mask = kl_control.episode_mask(tf.constant(actions), end)
     targets, _ = kl_control.episode_td_targets(
         tf.constant(r_task), tf.constant(actions), log_prior, tf.constant(target), c, gamma,
-        "psi", mask, n_step=None)
+        PSI, mask, n_step=None)
     log_pi = tf.nn.log_softmax(target).numpy()
     log_p = log_prior.numpy()
     for b in range(batch):
@@ -148,18 +150,18 @@ def test_n_step_targets_equal_one_step_targets_where_the_target_network_is_exact
     values = np.zeros((1, 3, 2), np.float32)
     for _ in range(10):  # a fixed point of the one-step targets (three steps: exact)
         one_step, _ = kl_control.episode_td_targets(r_task, actions, log_prior,
-                                                    tf.constant(values), 1.0, 0.9, "q")
+                                                    tf.constant(values), 1.0, 0.9, Q)
         values[0, np.arange(3), actions.numpy()[0]] = one_step.numpy()[0]
     one_step, _ = kl_control.episode_td_targets(r_task, actions, log_prior, tf.constant(values),
-                                                1.0, 0.9, "q")
+                                                1.0, 0.9, Q)
     whole, _ = kl_control.episode_td_targets(r_task, actions, log_prior, tf.constant(values),
-                                             1.0, 0.9, "q", n_step=None)
+                                             1.0, 0.9, Q, n_step=None)
     np.testing.assert_allclose(whole.numpy(), one_step.numpy(), rtol=1e-6)
 
 
 def test_n_step_below_one_is_an_error():
     with pytest.raises(ValueError, match="n_step must be at least 1"):
-        kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA, "psi",
+        kl_control.episode_td_targets(R_TASK, ACTIONS, LOG_PRIOR, TARGET, C, GAMMA, PSI,
                                       n_step=0)
 
 
@@ -194,7 +196,7 @@ def test_a_zero_trace_turns_the_multi_step_target_into_the_one_step_target_there
     actions = tf.constant(rng.integers(0, 4, size=(2, 5)), tf.int32)
     log_prior = tf.nn.log_softmax(tf.constant(rng.normal(size=(2, 5, 4)), tf.float32))
     values = tf.constant(rng.normal(size=(2, 5, 4)), tf.float32)
-    args = (r_task, actions, log_prior, values, 2.0, 0.9, "psi")
+    args = (r_task, actions, log_prior, values, 2.0, 0.9, PSI)
     one_step, _ = kl_control.episode_td_targets(*args)
     whole, _ = kl_control.episode_td_targets(*args, n_step=None)
     ones, _ = kl_control.episode_td_targets(*args, n_step=None, traces=tf.ones_like(r_task))
@@ -218,13 +220,13 @@ def test_the_target_policy_is_greedy_for_q_and_the_softmax_for_psi_and_g():
     log_prior = tf.math.log(tf.constant([[[0.2, 0.3, 0.5]]]))
     for algorithm in ("q", "rl_only"):
         np.testing.assert_array_equal(
-            kl_control.target_policy(values, log_prior, algorithm).numpy(), [[[1.0, 0.0, 0.0]]])
-    np.testing.assert_allclose(kl_control.target_policy(values, log_prior, "psi").numpy(),
+            algorithms.get(algorithm).target_policy(values, log_prior).numpy(), [[[1.0, 0.0, 0.0]]])
+    np.testing.assert_allclose(PSI.target_policy(values, log_prior).numpy(),
                                tf.nn.softmax(values).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(kl_control.target_policy(values, log_prior, "g").numpy(),
+    np.testing.assert_allclose(G.target_policy(values, log_prior).numpy(),
                                tf.nn.softmax(values + log_prior).numpy(), rtol=1e-6)
     # Q-learning's traces under epsilon-greedy: 1 on the greedy token, 0 off it.
-    probs = kl_control.target_policy(values, log_prior, "q")
+    probs = Q.target_policy(values, log_prior)
     traces = kl_control.retrace_traces(probs, tf.constant([[0]]), "epsilon_greedy", 0.1)
     assert traces.numpy()[0, 0] == pytest.approx(1.0)
     traces = kl_control.retrace_traces(probs, tf.constant([[2]]), "epsilon_greedy", 0.1)

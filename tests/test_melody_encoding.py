@@ -32,7 +32,7 @@ def test_tokens_round_trip_through_midi(tmp_path):
     """tokens -> MIDI file -> NoteSequence -> melody extraction -> the same tokens."""
     import note_seq
 
-    from seqtutor.data_prep import melody_sources
+    from seqtutor.domains.melody import sources as melody_sources
 
     # Two 4/4 bars, C major: C4 (4 steps), D4, E4 (2 each), a rest, G4 ... ends holding C5.
     tokens = [14, 0, 0, 0, 16, 0, 18, 0, 1, 0, 21, 0, 23, 25, 26, 0,
@@ -86,3 +86,38 @@ def test_vocabulary_describes_the_encoding():
     vocab = encoding.vocabulary(64)
     assert vocab["num_tokens"] == 38 and vocab["pitch_offset"] == 46
     assert vocab["tokens"][vocab["note_off"]] == "NOTE_OFF"
+
+
+def test_beaming_is_skipped_only_inside_the_block_and_only_on_its_thread():
+    import threading
+
+    from music21 import stream
+
+    from seqtutor.domains.melody import sources as melody_sources
+
+    def beamed() -> bool:
+        """Whether makeBeams ran: a 4/4 bar of eighth notes gets beams."""
+        from music21 import meter, note
+
+        part = stream.Measure([meter.TimeSignature("4/4")]
+                              + [note.Note("C4", quarterLength=0.5) for _ in range(8)])
+        part.makeBeams(inPlace=True)
+        return any(n.beams.beamsList for n in part.notes)
+
+    assert beamed()
+    seen_elsewhere = []
+    with melody_sources.without_beaming():
+        assert not beamed()
+        other = threading.Thread(target=lambda: seen_elsewhere.append(beamed()))
+        other.start()
+        other.join()
+        with melody_sources.without_beaming():  # nested blocks restore the outer state
+            assert not beamed()
+        assert not beamed()
+    assert seen_elsewhere == [True]  # another thread beams as usual
+    assert beamed()
+    # A second block does not stack a second wrapper.
+    wrapper = stream.Stream.makeBeams
+    with melody_sources.without_beaming():
+        pass
+    assert stream.Stream.makeBeams is wrapper

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from seqtutor.data_prep import melody_job, melody_sources
+from seqtutor import corpus
+from seqtutor.data_prep import melody_job
+from seqtutor.domains.melody import sources as melody_sources
 from seqtutor import tfrecords
 from seqtutor import artifacts
 from seqtutor.pipeline import runner
@@ -79,14 +81,14 @@ def test_music21_tunes_and_same_input_same_records(tmp_path):
 
 
 def test_split_is_by_source_and_deterministic():
-    assert melody_job.split_of("ab12", 0.5) == melody_job.split_of("ab12", 0.5)
-    splits = [melody_job.split_of(f"tune{i}", 0.1) for i in range(2000)]
+    assert corpus.split_of("ab12", 0.5) == corpus.split_of("ab12", 0.5)
+    splits = [corpus.split_of(f"tune{i}", 0.1) for i in range(2000)]
     assert 0.07 < splits.count("eval") / 2000 < 0.13
 
 
 def test_missing_input_fails_before_beam(tmp_path):
     config = melody_config(input=[str(tmp_path / "no_such_dir" / "*.mid")])
-    with pytest.raises(melody_sources.InputNotFoundError, match="no_such_dir"):
+    with pytest.raises(corpus.InputNotFoundError, match="no_such_dir"):
         melody_job.list_items(config.prepare_data)
     with pytest.raises(runner.StageError, match="matches no file"):
         runner.run_stage(config, "prepare_data", tmp_path / "work")
@@ -116,7 +118,7 @@ def test_split_abc_tunes_keeps_file_header_fields():
 
 
 def test_unparsable_abc_tune_is_a_counted_drop():
-    with pytest.raises(melody_sources.DroppedInput) as caught:
+    with pytest.raises(corpus.DroppedInput) as caught:
         sequence = melody_sources.abc_tune_to_note_sequence("X:1\nT:broken\nK:Q##\n|:::]]\n")
         melody_sources.extract_melodies(sequence)
     assert caught.value.reason in {"abc_parse_error", "no_notes"}

@@ -8,7 +8,7 @@ import pytest
 
 from seqtutor.data_prep import molecule_job
 from seqtutor.domains.molecule import chemistry, reward, tokens
-from seqtutor.config import MoleculeRewardConfig
+from seqtutor.domains.molecule.config import MoleculeRewardConfig
 
 VOCAB = tokens.vocabulary(list("CcNnO()=1") + ["Cl"], min_length=5, max_length=40,
                           max_carbon_run=6)

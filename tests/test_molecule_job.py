@@ -7,8 +7,8 @@ import pytest
 
 from seqtutor.data_prep import molecule_job
 from seqtutor import tfrecords
-from seqtutor.data_prep.melody_job import EmptyCorpusError
-from seqtutor.data_prep.melody_sources import InputNotFoundError
+from seqtutor.corpus import EmptyCorpusError
+from seqtutor.corpus import InputNotFoundError
 from seqtutor.domains.molecule import tokens
 from seqtutor import config as config_lib
 from seqtutor.pipeline import runner
@@ -110,8 +110,8 @@ def test_molecule_config_errors_name_the_key():
     with pytest.raises(config_lib.ConfigError, match="prepare_data.builtin_corpus"):
         config_lib.config_from_dict({"domain": "molecule",
                                      "prepare_data": {"builtin_corpus": "music21_folk"}})
-    with pytest.raises(config_lib.ConfigError, match="q_init: log_prior is not defined for"):
-        config_lib.load_config("configs/molecule.yaml", ["tune.algorithms=[psi, g]"])
+    # G starts at the prior from log_prior too (its values start at v(s)): allowed.
+    config_lib.load_config("configs/molecule.yaml", ["tune.algorithms=[psi, g]"])
     config = config_lib.load_config("configs/molecule.yaml")
     assert (config.tune.c, config.tune.gamma, config.tune.epsilon_final,
             config.tune.batch_episodes, config.tune.replay) == (2.85, 0.95, 0.01, 512,

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from seqtutor import layout
 from seqtutor.components import evaluate, generate
 from seqtutor.domains.molecule import reward
 from seqtutor import config as config_lib
@@ -19,7 +20,7 @@ def molecule_run(tmp_path_factory):
     config = config_lib.load_config("configs/molecule_smoke.yaml", [
         ("prepare_data.beam_args", FAST_BEAM_ARGS), ("evaluate.num_samples", 2000)])
     runner.run_pipeline(config, workdir)
-    metrics = json.loads((workdir / "evaluate" / evaluate.METRICS_FILE).read_text())
+    metrics = json.loads((workdir / "evaluate" / layout.METRICS_FILE).read_text())
     return workdir, config, metrics
 
 

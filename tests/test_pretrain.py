@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqtutor import layout
 from seqtutor.components import pretrain
 from seqtutor import sequence_model
 from seqtutor import artifacts
@@ -24,7 +25,7 @@ def test_loss_falls_and_tiny_set_is_overfitted(tiny_data, tmp_path):
     out = tmp_path / "pretrain"
     out.mkdir()
     summary = pretrain.run(config, {"prepare_data": tiny_data}, out)
-    metrics = json.loads((out / pretrain.METRICS_FILE).read_text())
+    metrics = json.loads((out / layout.METRICS_FILE).read_text())
     losses = [h["loss"] for h in metrics["history"]]
     assert losses[-1] < 0.5 * losses[0]
     # Every step after the first note is determined: the model must learn them all.
@@ -147,16 +148,17 @@ def test_batched_sampling_is_seeded_and_reports_log_probs():
     np.testing.assert_allclose(log_probs, expected, rtol=1e-4, atol=1e-5)
 
 
-class _Interrupt(tf.keras.callbacks.Callback):
-    """Simulates a kill after the given number of evaluations."""
-
-    def __init__(self, after_epochs):
-        super().__init__()
-        self.after_epochs = after_epochs
+def _interrupt_after(epochs: int):
+    """A step logger's on_epoch_end that simulates a kill after ``epochs`` evaluations (the
+    checkpoint of the last one already written: BackupAndRestore runs first)."""
+    original = pretrain._StepLogger.on_epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.after_epochs:
+        original(self, epoch, logs)
+        if epoch + 1 >= epochs:
             raise KeyboardInterrupt("simulated kill")
+
+    return on_epoch_end
 
 
 @pytest.fixture
@@ -174,15 +176,15 @@ def workdir(tiny_data, tmp_path):
 def test_resumed_run_continues_from_the_checkpoint_step(workdir, monkeypatch):
     config = pretrain_config(max_steps=60, eval_every=20, early_stopping_patience=10)
 
-    monkeypatch.setattr(pretrain, "extra_callbacks", [_Interrupt(after_epochs=2)])
+    monkeypatch.setattr(pretrain._StepLogger, "on_epoch_end", _interrupt_after(2))
     with pytest.raises(KeyboardInterrupt):
         runner.run_stage(config, "pretrain", workdir)
     assert not (workdir / "pretrain").exists()  # no artifact that looks complete
-    assert (workdir / ".pretrain.partial" / pretrain.CHECKPOINT_DIR).is_dir()
+    assert (workdir / ".pretrain.partial" / layout.CHECKPOINT_DIR).is_dir()
 
-    monkeypatch.setattr(pretrain, "extra_callbacks", [])
+    monkeypatch.undo()
     result = runner.run_stage(config, "pretrain", workdir)
-    metrics = json.loads((result.path / pretrain.METRICS_FILE).read_text())
+    metrics = json.loads((result.path / layout.METRICS_FILE).read_text())
     # The second run trained only the third evaluation period: steps 40..60.
     assert [h["step"] for h in metrics["history"]] == [60]
     assert metrics["steps"] == 60
@@ -190,7 +192,7 @@ def test_resumed_run_continues_from_the_checkpoint_step(workdir, monkeypatch):
 
 
 def _history_steps(result) -> tuple[list[int], dict]:
-    metrics = json.loads((result.path / pretrain.METRICS_FILE).read_text())
+    metrics = json.loads((result.path / layout.METRICS_FILE).read_text())
     return [h["step"] for h in metrics["history"]], metrics
 
 
@@ -255,7 +257,7 @@ def test_g_policy_sampler_scores_under_the_prior():
     prior = sequence_model.build_model(38, [12])
     values = sequence_model.build_model(38, [12])
     first = np.arange(38)
-    tokens, log_prior = sequence_model.PolicySampler(values, prior, add_prior_logits=True) \
+    tokens, log_prior = sequence_model.PolicySampler(values, prior, prior_weight=1.0) \
         .sample(first, 6, seed=3)
     inputs = np.concatenate([first[:, None], tokens[:, :-1]], axis=1)
     expected = np.take_along_axis(tf.nn.log_softmax(prior(inputs)).numpy(),
@@ -264,7 +266,7 @@ def test_g_policy_sampler_scores_under_the_prior():
     # With a huge G on token 5, every sample is token 5 whatever the prior says.
     bias = values.get_layer("logits").bias
     bias.assign(tf.one_hot(5, 38) * 1000.0)
-    tokens, _ = sequence_model.PolicySampler(values, prior, add_prior_logits=True).sample(
+    tokens, _ = sequence_model.PolicySampler(values, prior, prior_weight=1.0).sample(
         first, 4, seed=3)
     assert np.all(tokens == 5)
 

@@ -10,7 +10,7 @@ import pytest
 from seqtutor.components import report
 from seqtutor import domains
 from seqtutor.domains.melody.statistics import STATISTIC_KEYS
-from seqtutor.config import MelodyRewardConfig
+from seqtutor.domains.melody.config import MelodyRewardConfig
 
 CHROMIUM = shutil.which("chromium")
 # Appended to a copy of the report: once loaded, the page title tells whether every image
@@ -56,7 +56,7 @@ def test_report_is_self_contained(tmp_path):
 
 def synthetic_molecule_report(tmp_path):
     from seqtutor.domains.molecule import reward, tokens
-    from seqtutor.config import MoleculeRewardConfig
+    from seqtutor.domains.molecule.config import MoleculeRewardConfig
 
     vocab = tokens.vocabulary(list("CcNO()=1"), min_length=3, max_length=20, max_carbon_run=5)
     domain = domains.get_domain("molecule", MoleculeRewardConfig(workers=1), vocab)

@@ -2,20 +2,38 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from seqtutor import layout
 from seqtutor import domains
 from seqtutor import sequence_model
 from seqtutor.components import tune
-from seqtutor.rl import agent as tune_agent
+from seqtutor.rl import algorithms
+from seqtutor.rl.agent import SequenceTutorAgent
+from seqtutor.rl.collect import epsilon_schedule
+from seqtutor.rl.replay import EpisodeReplay
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 SMOKE = "configs/melody_smoke.yaml"
+
+
+def make_agent(pretrained, algorithm="psi", **options):
+    """An agent with the paper's melody settings (c 0.5, gamma 0.5, Adam at 1e-3) and
+    ``options`` (tune config keys)."""
+    settings = {"c": 0.5, "gamma": 0.5, "learning_rate": 1e-3, **options}
+    return SequenceTutorAgent(pretrained, algorithms.get(algorithm),
+                              config_lib.TuneConfig(**settings))
+
+
+def precision_option(precision: str):
+    """The tune.mixed_precision value of a Keras dtype policy name."""
+    return False if precision == "float32" else precision
 
 
 def smoke_config(*overrides):
@@ -29,7 +47,7 @@ def pretrained_workdir(tmp_path_factory, melody_smoke_prior):
 
 
 def curve(path):
-    with open(path / tune.CURVES_FILE) as handle:
+    with open(path / layout.CURVES_FILE) as handle:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -44,7 +62,7 @@ def smoke_tuned(pretrained_workdir):
         curves[algorithm] = curve(result.path)
         assert [row["step"] for row in curves[algorithm]] == [0, 65536, 131072]
         assert (result.path / "model.keras").is_file()
-        assert (result.path / tune.POLICY_DIR / "saved_model.pb").is_file()
+        assert (result.path / layout.POLICY_DIR / "saved_model.pb").is_file()
     return curves
 
 
@@ -66,7 +84,7 @@ def test_smoke_tuning_raises_task_reward_and_kl_control_stays_above_rl_only(smok
 def test_saved_policy_loads_and_samples(pretrained_workdir, smoke_tuned):
     from tf_agents.trajectories import time_step as ts
 
-    policy = tf.saved_model.load(str(pretrained_workdir / "tune" / "g" / tune.POLICY_DIR))
+    policy = tf.saved_model.load(str(pretrained_workdir / "tune" / "g" / layout.POLICY_DIR))
     state = policy.get_initial_state(3)
     step = ts.TimeStep(tf.fill([3], 1), tf.zeros([3]), tf.ones([3]),
                        tf.constant([14, 0, 37], tf.int32))
@@ -86,7 +104,8 @@ def test_reward_rnn_is_frozen_and_target_follows_by_polyak():
     assert int(tuner.agent.train_step_counter.numpy()) > 0
     for frozen, original in zip(tuner.agent.reward_rnn.get_weights(), before):
         np.testing.assert_array_equal(frozen, original)
-    q_moved = [np.abs(q - o).max() for q, o in zip(tuner.agent.q_network.get_weights(), before)]
+    q_moved = [np.abs(q - o).max()
+               for q, o in zip(tuner.agent.policy_network.get_weights(), before)]
     target_moved = [np.abs(t - o).max()
                     for t, o in zip(tuner.agent.target_network.get_weights(), before)]
     assert max(q_moved) > 0 and 0 < max(target_moved) < max(q_moved)
@@ -103,7 +122,7 @@ def test_stored_actions_are_the_ones_taken_and_rewarded():
     actions = tuner.replay.actions.numpy()[:size]
     observations = tuner.replay.observations.numpy()[:size]
     np.testing.assert_array_equal(observations[:, 1:], actions[:, :-1])
-    greedy = np.argmax(tuner.agent.q_network(observations).numpy(), axis=-1)
+    greedy = np.argmax(tuner.agent.policy_network(observations).numpy(), axis=-1)
     assert np.mean(greedy == actions) < 0.2
     np.testing.assert_allclose(tuner.replay.rewards.numpy()[:size], domain.task_reward(actions))
     # Random exploration reaches every token, 37 included (the reference never drew 37).
@@ -111,7 +130,7 @@ def test_stored_actions_are_the_ones_taken_and_rewarded():
 
 
 def test_prioritized_replay_samples_by_priority_with_importance_weights():
-    replay = tune_agent.EpisodeReplay(4, 3, prioritized=True, alpha=1.0)
+    replay = EpisodeReplay(4, 3, prioritized=True, alpha=1.0)
     replay.add(tf.zeros([4, 3], tf.int32), tf.zeros([4, 3], tf.int32), tf.zeros([4, 3]))
     replay.priorities.assign([1.0, 0.0, 0.0, 3.0])
     indices, weights = replay.sample(4000, beta=1.0)
@@ -126,15 +145,15 @@ def test_prioritized_replay_samples_by_priority_with_importance_weights():
 
 
 def test_uniform_replay_and_epsilon_anneal():
-    replay = tune_agent.EpisodeReplay(8, 2)
+    replay = EpisodeReplay(8, 2)
     replay.add(tf.ones([3, 2], tf.int32), tf.ones([3, 2], tf.int32), tf.ones([3, 2]))
     indices, weights = replay.sample(100, beta=0.4)
     assert set(indices.numpy()) <= {0, 1, 2} and np.all(weights.numpy() == 1)
     experience = replay.experience(indices[:2])
     np.testing.assert_array_equal(experience.discount.numpy(), [[1, 0], [1, 0]])
-    assert tune_agent.epsilon_schedule(0, 1.0, 0.01, 100) == 1.0
-    assert tune_agent.epsilon_schedule(50, 1.0, 0.01, 100) == pytest.approx(0.505)
-    assert tune_agent.epsilon_schedule(500, 1.0, 0.01, 100) == pytest.approx(0.01)
+    assert epsilon_schedule(0, 1.0, 0.01, 100) == 1.0
+    assert epsilon_schedule(50, 1.0, 0.01, 100) == pytest.approx(0.505)
+    assert epsilon_schedule(500, 1.0, 0.01, 100) == pytest.approx(0.01)
 
 
 def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monkeypatch):
@@ -152,7 +171,7 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
     with pytest.raises(KeyboardInterrupt):
         runner.run_stage(config, "tune", pretrained_workdir, variant="psi")
     partial = pretrained_workdir / "tune" / ".psi.partial"
-    assert (partial / tune.CHECKPOINT_DIR / "checkpoint").is_file()
+    assert (partial / layout.CHECKPOINT_DIR / "checkpoint").is_file()
 
     def recording_collect(self):
         starts.append(int(self.env_steps.numpy()))
@@ -263,7 +282,7 @@ def test_retrace_traces_follow_the_policy_against_the_collect_policy():
     size = int(tuner.replay.size.numpy())
     observations = tuner.replay.observations[:size]
     actions = tuner.replay.actions[:size]
-    values = tuner.agent.q_values(tuner.agent.target_model, observations)
+    values = tuner.agent.q_values(tuner.agent.target_network, observations)
     log_prior = tf.nn.log_softmax(tuner.agent.reward_rnn(observations))
     traces = tuner.agent._traces(values, log_prior, actions).numpy()
     pi = tf.gather(tf.nn.softmax(values), actions, batch_dims=2).numpy()
@@ -293,20 +312,18 @@ def test_prior_kl_weight_adds_the_policys_kl_from_the_prior_to_the_loss():
     experience = tuner.replay.experience(tf.range(8, dtype=tf.int64))
 
     def loss(weight):
-        agent = tune_agent.SequenceTutorAgent(
-            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
-            prior_kl_weight=weight)
-        agent.q_network.set_weights(tuner.agent.q_network.get_weights())
+        agent = make_agent(pretrained, clip_norm=None, prior_kl_weight=weight)
+        agent.policy_network.set_weights(tuner.agent.policy_network.get_weights())
         return agent, float(agent._loss(experience).loss)
 
     base, plain = loss(0.0)
     assert loss(2.0)[1] == pytest.approx(plain)  # the policy is the prior: KL 0
     perturbed = [w + np.random.default_rng(0).normal(0, 0.3, w.shape).astype(np.float32)
                  for w in pretrained.get_weights()]
-    tuner.agent.q_network.set_weights(perturbed)
+    tuner.agent.policy_network.set_weights(perturbed)
     base, plain = loss(0.0)
     _, anchored = loss(2.0)
-    log_pi = tf.nn.log_softmax(base.q_network(experience.observation))
+    log_pi = tf.nn.log_softmax(base.policy_network(experience.observation))
     log_p = tf.nn.log_softmax(pretrained(experience.observation))
     kl = tf.reduce_mean(tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_p), axis=-1)).numpy()
     assert kl > 0.01
@@ -322,35 +339,32 @@ def test_value_head_options_need_the_log_prior_start(option):
 @pytest.mark.parametrize("units", [(), (8, 4)])
 def test_the_value_head_starts_at_zero_and_the_target_as_a_copy(units):
     pretrained = sequence_model.build_model(38, [16])
-    agent = tune_agent.SequenceTutorAgent(
-        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
-        q_init="log_prior", value_head_units=units)
+    agent = make_agent(pretrained, clip_norm=None, q_init="log_prior", value_head_units=units)
     observations = tf.constant(np.random.default_rng(0).integers(0, 38, (4, 6)), tf.int32)
-    assert len([l for l in agent.q_model.layers if l.name.startswith("state_value")]) == \
+    assert len([l for l in agent.q_network.layers if l.name.startswith("state_value")]) == \
         len(units) + 1
-    _, value = agent.q_model(observations)
+    _, value = agent.q_network(observations)
     np.testing.assert_array_equal(value.numpy(), 0.0)
-    for q_weight, target_weight in zip(agent.q_model.weights, agent.target_model.weights):
+    for q_weight, target_weight in zip(agent.q_network.weights, agent.target_network.weights):
         np.testing.assert_array_equal(q_weight.numpy(), target_weight.numpy())
     np.testing.assert_allclose(  # Q starts as log p(a|s)
-        agent.q_values(agent.q_model, observations).numpy(),
+        agent.q_values(agent.q_network, observations).numpy(),
         tf.nn.log_softmax(pretrained(observations)).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("detach,units", [(False, ()), (True, ()), (True, (8,))])
 def test_a_detached_value_head_trains_v_without_moving_the_policy(detach, units):
     pretrained = sequence_model.build_model(38, [16])
-    agent = tune_agent.SequenceTutorAgent(
-        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
-        q_init="log_prior", detach_value_head=detach, value_head_units=units)
+    agent = make_agent(pretrained, clip_norm=None, q_init="log_prior",
+                       detach_value_head=detach, value_head_units=units)
     observations = tf.constant(np.random.default_rng(0).integers(0, 38, (4, 6)), tf.int32)
-    head_kernel = agent.q_model.get_layer("state_value").kernel
+    head_kernel = agent.q_network.get_layer("state_value").kernel
     head_kernel.assign(tf.fill(head_kernel.shape, 0.1))  # zero at the start: no gradient below
     with tf.GradientTape() as tape:
-        _, value = agent.q_model(observations)
+        _, value = agent.q_network(observations)
         loss = tf.reduce_sum(tf.square(value - 1.0))  # a value error only
-    gradients = dict(zip([v.name for v in agent.q_model.trainable_variables],
-                         tape.gradient(loss, agent.q_model.trainable_variables)))
+    gradients = dict(zip([v.name for v in agent.q_network.trainable_variables],
+                         tape.gradient(loss, agent.q_network.trainable_variables)))
     head = {name: g for name, g in gradients.items() if "state_value" in name}
     trunk = [g for name, g in gradients.items() if "state_value" not in name]
     assert head and all(float(tf.reduce_max(tf.abs(g))) > 0 for g in head.values())
@@ -365,19 +379,18 @@ def test_mixed_precision_tuning_starts_at_the_float32_values_and_saves_float32(
     observations = tf.constant(np.random.default_rng(0).integers(0, 38, (8, 12)), tf.int32)
 
     def agent(precision):
-        return tune_agent.SequenceTutorAgent(
-            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=5.0,
-            q_init="log_prior", precision=precision)
+        return make_agent(pretrained, clip_norm=5.0, q_init="log_prior",
+                          mixed_precision=precision_option(precision))
 
     full, mixed = agent("float32"), agent(policy)
-    assert mixed.q_network.get_layer("lstm_1").compute_dtype == policy.split("_")[1]
-    assert all(v.dtype == tf.float32 for v in mixed.q_model.variables)
-    q_full = full.q_values(full.q_model, observations).numpy()
-    q_mixed = mixed.q_values(mixed.q_model, observations)
+    assert mixed.policy_network.get_layer("lstm_1").compute_dtype == policy.split("_")[1]
+    assert all(v.dtype == tf.float32 for v in mixed.q_network.variables)
+    q_full = full.q_values(full.q_network, observations).numpy()
+    q_mixed = mixed.q_values(mixed.q_network, observations)
     assert q_mixed.dtype == tf.float32
     np.testing.assert_allclose(q_mixed.numpy(), q_full, atol=0.05)
     # Step-wise (collection, sampling) as well: float32 state between 16-bit steps.
-    step = sequence_model.StepModel(mixed.q_network)
+    step = sequence_model.StepModel(mixed.policy_network)
     logits, state = step.step(observations[:, 0], step.zero_state(8))
     assert all(s.dtype == tf.float32 for s in state)
     np.testing.assert_allclose(logits.numpy(), pretrained(observations[:, :1]).numpy()[:, 0],
@@ -392,7 +405,7 @@ def test_mixed_precision_tuning_starts_at_the_float32_values_and_saves_float32(
     assert json.loads((result.path / "tune.json").read_text())["train_steps"] > 0
     saved = sequence_model.load_model(result.path)
     assert {layer.compute_dtype for layer in saved.layers if layer.weights} == {"float32"}
-    loaded = tf.saved_model.load(str(result.path / tune.POLICY_DIR))
+    loaded = tf.saved_model.load(str(result.path / layout.POLICY_DIR))
     assert loaded.get_initial_state(2)[0].dtype == tf.float32
 
 
@@ -418,7 +431,7 @@ def test_learning_rate_decays_with_the_gradient_steps():
 def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
     pretrained = sequence_model.build_model(38, [16])
     rng = np.random.default_rng(0)
-    replay = tune_agent.EpisodeReplay(8, 6)
+    replay = EpisodeReplay(8, 6)
     tokens = tf.constant(rng.integers(0, 38, (8, 6)), tf.int32)
     replay.add(tokens, tokens, tf.constant(rng.normal(size=(8, 6)), tf.float32))
     experience = replay.experience(tf.range(8, dtype=tf.int64))
@@ -426,15 +439,14 @@ def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
     def first_step(value_learning_rate):
         """(whether in the value head, largest change) of each trainable variable."""
         tf.keras.utils.set_random_seed(0)  # the same value-head initialisation for both
-        agent = tune_agent.SequenceTutorAgent(
-            pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=None,
-            q_init="log_prior", detach_value_head=True, value_head_units=(8,),
-            value_learning_rate=value_learning_rate)
+        agent = make_agent(pretrained, clip_norm=None, q_init="log_prior",
+                           detach_value_head=True, value_head_units=(8,),
+                           value_learning_rate=value_learning_rate)
         head = {variable.ref() for variable in agent.value_head_variables()}
         assert len(head) == 4  # the hidden layer's and v's kernels and biases
-        kernel = agent.q_model.get_layer("state_value").kernel
+        kernel = agent.q_network.get_layer("state_value").kernel
         kernel.assign(tf.fill(kernel.shape, 0.1))  # zero at the start: no gradient below
-        variables = agent.q_model.trainable_variables
+        variables = agent.q_network.trainable_variables
         before = [variable.numpy() for variable in variables]
         agent.train(experience)
         return [(variable.ref() in head, np.abs(variable.numpy() - old).max())
@@ -449,14 +461,12 @@ def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
         assert own_change == pytest.approx(expected, rel=0.02)
 
     # In float16 a step whose loss scale overflowed moves neither the policy nor the head.
-    agent = tune_agent.SequenceTutorAgent(
-        pretrained, "psi", c=0.5, gamma=0.5, eta=0.01, learning_rate=1e-3, clip_norm=5.0,
-        q_init="log_prior", value_head_units=(8,), value_learning_rate=1e-2,
-        precision="mixed_float16")
+    agent = make_agent(pretrained, clip_norm=5.0, q_init="log_prior", value_head_units=(8,),
+                       value_learning_rate=1e-2, mixed_precision="mixed_float16")
     agent.optimizer._loss_scale._current_loss_scale.assign(1e38)  # overflows
-    before = [variable.numpy() for variable in agent.q_model.trainable_variables]
+    before = [variable.numpy() for variable in agent.q_network.trainable_variables]
     agent.train(experience)
-    for variable, old in zip(agent.q_model.trainable_variables, before):
+    for variable, old in zip(agent.q_network.trainable_variables, before):
         np.testing.assert_array_equal(variable.numpy(), old)
     assert int(agent.value_optimizer.iterations.numpy()) == 1  # counted, as the policy's
 
@@ -476,3 +486,29 @@ def test_value_learning_rate_gives_the_value_head_an_adam_of_its_own(tmp_path):
     assert int(restored.agent.value_optimizer.iterations.numpy()) == steps
     with pytest.raises(config_lib.ConfigError, match="needs q_init: log_prior"):
         config_lib.load_config(SMOKE, ["tune.value_learning_rate=0.01"])
+
+
+def test_a_checkpoint_written_before_the_rename_restores():
+    """tests/data/checkpoint_before_rename was written by the tuner of commit b5462e9, whose
+    agent named the Q model ``q_model`` and its target ``target_model`` (psi, q_init
+    log_prior with a value head). The checkpoint's keys (q_network, target_network) name the
+    same models now, so a tuning run written then resumes."""
+    source = Path(__file__).parent / "data" / "checkpoint_before_rename"
+    config = smoke_config("tune.algorithms=[psi]", "tune.q_init=log_prior",
+                          "tune.value_head_units=[4]", "tune.replay_capacity=512",
+                          "tune.collect_episodes=8", "tune.batch_episodes=4")
+    tf.keras.utils.set_random_seed(1)  # other weights than the saved ones
+    tuner = tune.Tuner(sequence_model.build_model(38, [8]),
+                       domains.get_domain("melody", config.reward), config.tune, "psi", seed=0)
+    status = tuner.checkpoint.restore(tf.train.latest_checkpoint(str(source)))
+    status.assert_existing_objects_matched()  # as tune.run restores (Adam's slots come later)
+    expected = np.load(source / "expected.npz")
+    for network, key in ((tuner.agent.q_network, "q"), (tuner.agent.target_network, "target")):
+        weights = np.concatenate([w.ravel() for w in network.get_weights()])
+        np.testing.assert_array_equal(weights, expected[key])
+    assert int(tuner.env_steps.numpy()) == int(expected["env_steps"]) == 256
+    assert int(tuner.agent.train_step_counter.numpy()) == int(expected["train_steps"])
+    assert int(tuner.agent.optimizer.iterations.numpy()) == int(expected["train_steps"])
+    tuner.collect()  # and it goes on, every saved value (Adam's slots too) now restored
+    assert tuner.train() is not None
+    status.assert_consumed()

@@ -8,6 +8,7 @@ import numpy as np
 
 from seqtutor.domains import Domain
 from seqtutor.domains.melody import encoding, rules, statistics
+from seqtutor.domains.melody.config import MelodyDataConfig, MelodyRewardConfig
 
 
 class MelodyDomain(Domain):
@@ -19,6 +20,9 @@ class MelodyDomain(Domain):
     """
 
     name = "melody"
+    data_config = MelodyDataConfig
+    reward_config = MelodyRewardConfig
+    prepare_data_job = "seqtutor.data_prep.melody_job:run_job"
     num_tokens = encoding.NUM_TOKENS
     end_token = None
     statistic_keys = statistics.STATISTIC_KEYS
@@ -29,6 +33,10 @@ class MelodyDomain(Domain):
     def __init__(self, reward_config, vocab: dict | None = None, data_dir: Path | None = None):
         del vocab, data_dir  # the melody vocabulary is fixed
         self.binding = reward_config.name_binding
+
+    def metrics_extras(self) -> dict:
+        """Which tokens the rules' names were bound to (the report shows it)."""
+        return {"name_binding": self.binding}
 
     def episode_length(self, configured: int | None) -> int:
         return int(configured or 32)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from seqtutor.domains.melody import rules
+from seqtutor.domains.melody.encoding import TONIC
 
 STATISTIC_KEYS = ("repeated_notes", "autocorr_lag1", "autocorr_lag2", "autocorr_lag3",
                   "notes_not_in_key", "starts_with_tonic", "leaps_resolved", "unique_max_note",
                   "unique_min_note", "notes_in_motif", "notes_in_repeated_motif",
                   "mean_log_prior", "mean_task_reward")
-TONIC = 14
 # Paper Table 1 (Jaques et al. 2017), as fractions: MLE, Q, Psi, G.
 PAPER_TABLE_1 = {
     "columns": ("MLE", "Q", "Psi", "G"),

@@ -9,6 +9,7 @@ import numpy as np
 
 from seqtutor.domains import Domain
 from seqtutor.domains.molecule import chemistry, reward, tokens as smiles_tokens
+from seqtutor.domains.molecule.config import MoleculeDataConfig, MoleculeRewardConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +20,17 @@ class MoleculeDomain(Domain):
     """
 
     name = "molecule"
+    data_config = MoleculeDataConfig
+    reward_config = MoleculeRewardConfig
+    prepare_data_job = "seqtutor.data_prep.molecule_job:run_job"
     statistic_keys = reward.STATISTIC_KEYS
     paper_table = reward.PAPER_TABLE_2
     details_key = "outcomes"
     sample_suffix = ".smi"
     curve_fields = ("valid",)
 
-    def __init__(self, reward_config, vocab: dict, data_dir: Path | None = None):
-        if vocab.get("domain") != "molecule":
+    def __init__(self, reward_config, vocab: dict | None, data_dir: Path | None = None):
+        if vocab is None or vocab.get("domain") != "molecule":
             raise ValueError("the molecule domain needs a molecule vocabulary (vocab.json of "
                              "a molecule prepare_data artifact)")
         self.weights = reward_config

@@ -1,16 +1,9 @@
-"""Sequence Tutor on TF-Agents: the agent, its policies, whole-episode replay and collection.
+"""Sequence Tutor's agent on TF-Agents: Q, Psi, G and RL-only trained on whole episodes.
 
-- :class:`SequenceTutorAgent` is a ``TFAgent``: ``_loss`` computes the TD loss of Q, Psi, G or
-  RL-only on whole episodes (one unroll per network, :func:`kl_control.episode_td_targets`),
-  ``_train`` applies the gradients and the Polyak target update.
-- :class:`SequencePolicy` is a ``TFPolicy`` over the model's step-wise LSTM: a categorical
-  distribution with the algorithm's logits (softmax over Q or Psi; p(a|s) exp(G) for G). The
-  collect policy wraps it in TF-Agents' ``GreedyPolicy`` + ``EpsilonGreedyPolicy``, or samples
-  it (Boltzmann exploration); either way the stored action is the one taken.
-- :class:`EpisodeReplay` stores whole episodes in TF variables (uniform, or proportional
-  prioritized replay, Schaul et al. 2015), so sampling never leaves TensorFlow.
-- :func:`collect_episodes` is the driver: it plays a batch of episodes in parallel inside one
-  graph; only the task reward leaves TensorFlow, once per batch of finished episodes.
+:class:`SequenceTutorAgent` is a ``TFAgent``: ``_loss`` computes the TD loss on whole episodes
+(one unroll per network, :func:`kl_control.episode_td_targets`) and has no side effects;
+``_train`` applies the gradients and the Polyak target update. What differs between the
+algorithms comes from their entry in the algorithm table (``seqtutor.rl.algorithms``).
 """
 
 from __future__ import annotations
@@ -18,26 +11,25 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 
-import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tf_agents.agents import tf_agent
-from tf_agents.policies import epsilon_greedy_policy, greedy_policy, tf_policy
-from tf_agents.specs import tensor_spec
-from tf_agents.trajectories import policy_step, time_step as ts, trajectory
+from tf_agents.policies import epsilon_greedy_policy, policy_saver
 
-from seqtutor.rl import kl_control
 from seqtutor import sequence_model
+from seqtutor.rl import algorithms, kl_control
+from seqtutor.rl.policy import SequencePolicy, specs
 
 keras = tf.keras
 
 Diagnostics = collections.namedtuple("Diagnostics", ["td_loss", "mean_value", "td_abs"])
 
 
-def specs(vocab_size: int):
-    """(time_step_spec, action_spec): the observation is the previous token."""
-    token = tensor_spec.BoundedTensorSpec((), tf.int32, 0, vocab_size - 1, name="token")
-    return ts.time_step_spec(token), token
+def learning_rate(options):
+    """Adam's rate: a float when it is constant (``lr_decay_rate`` 1), which keeps checkpoints
+    written before the schedule existed restorable (a schedule adds an optimizer variable)."""
+    if options.lr_decay_rate == 1.0:
+        return options.learning_rate
+    return sequence_model.learning_rate_schedule(options)
 
 
 def with_state_value(model: keras.Model, detach: bool = False,
@@ -58,6 +50,12 @@ def with_state_value(model: keras.Model, detach: bool = False,
     return keras.Model(model.input, [model.output, value], name=f"{model.name}_with_value")
 
 
+def zero_logits(model: keras.Model) -> None:
+    """Set the output layer of a sequence model to 0: its outputs start at 0 for every token."""
+    for weight in model.get_layer("logits").weights:
+        weight.assign(tf.zeros_like(weight))
+
+
 def clone(model: keras.Model, trainable: bool = True) -> keras.Model:
     """A copy of a sequence model with the same weights (built, ready to run)."""
     copy = keras.models.clone_model(model)
@@ -66,225 +64,71 @@ def clone(model: keras.Model, trainable: bool = True) -> keras.Model:
     return copy
 
 
-class SequencePolicy(tf_policy.TFPolicy):
-    """Samples the next token from the algorithm's policy, one step at a time.
-
-    The state holds the value network's LSTM state and, for G, the prior's.
-    """
-
-    def __init__(self, values: keras.Model, prior: keras.Model, algorithm: str,
-                 temperature: float = 1.0, epsilon=None, name: str | None = None):
-        self._algorithm = kl_control.check_algorithm(algorithm)
-        # With epsilon (a float or a callable returning one), a uniform token with probability
-        # epsilon, else a policy sample: TF-Agents' EpsilonGreedyPolicy always wraps its policy
-        # in a GreedyPolicy, and greedy decoding from one start token (BOS) plays the same
-        # episode every time.
-        self._epsilon = epsilon
-        self._values = sequence_model.StepModel(values)
-        self._prior = sequence_model.StepModel(prior) if algorithm == "g" else None
-        self._temperature = temperature
-        state_spec = self._state_spec(self._values)
-        if self._prior is not None:
-            state_spec += self._state_spec(self._prior)
-        time_step_spec, action_spec = specs(self._values.vocab_size)
-        super().__init__(time_step_spec, action_spec, policy_state_spec=state_spec,
-                         automatic_state_reset=False, name=name)
-
-    @staticmethod
-    def _state_spec(step_model) -> tuple:
-        spec = ()
-        for layer in step_model.lstms:
-            spec += (tf.TensorSpec((layer.units,), tf.float32),) * 2
-        return spec
-
-    def _variables(self):
-        variables = list(self._values.model.variables)
-        if self._prior is not None:
-            variables += list(self._prior.model.variables)
-        return variables
-
-    def _distribution(self, time_step, policy_state):
-        n = 2 * len(self._values.lstms)
-        values, value_state = self._values.step(time_step.observation, policy_state[:n])
-        log_prior, state = 0.0, value_state
-        if self._prior is not None:
-            prior_logits, prior_state = self._prior.step(time_step.observation, policy_state[n:])
-            log_prior = tf.nn.log_softmax(prior_logits)
-            state = value_state + prior_state
-        logits = kl_control.policy_logits(values, log_prior, self._algorithm) / self._temperature
-        if self._epsilon is None:
-            distribution = tfp.distributions.Categorical(logits=logits, dtype=tf.int32)
-        else:
-            epsilon = self._epsilon() if callable(self._epsilon) else self._epsilon
-            probs = (1.0 - epsilon) * tf.nn.softmax(logits) + epsilon / self._values.vocab_size
-            distribution = tfp.distributions.Categorical(probs=probs, dtype=tf.int32)
-        return policy_step.PolicyStep(distribution, state, ())
-
-
-class EpisodeReplay(tf.Module):
-    """Whole episodes in a ring buffer of TF variables; uniform or proportional sampling.
-
-    Priorities are per episode (mean |TD error| over its steps); a new episode gets the
-    largest priority seen so far, so it is sampled at least once (Schaul et al. 2015).
-    """
-
-    def __init__(self, capacity_episodes: int, length: int, prioritized: bool = False,
-                 alpha: float = 0.6, name: str = "episode_replay"):
-        super().__init__(name=name)
-        self.capacity = capacity_episodes
-        self.prioritized = prioritized
-        self.alpha = alpha
-        self.observations = tf.Variable(tf.zeros([capacity_episodes, length], tf.int32))
-        self.actions = tf.Variable(tf.zeros([capacity_episodes, length], tf.int32))
-        self.rewards = tf.Variable(tf.zeros([capacity_episodes, length], tf.float32))
-        self.priorities = tf.Variable(tf.zeros([capacity_episodes], tf.float32))
-        self.max_priority = tf.Variable(1.0)
-        self.size = tf.Variable(0, dtype=tf.int64)
-        self.cursor = tf.Variable(0, dtype=tf.int64)
-
-    def add(self, observations, actions, rewards):
-        count = tf.shape(actions, out_type=tf.int64)[0]
-        slots = (self.cursor + tf.range(count)) % self.capacity
-        indices = slots[:, None]
-        self.observations.scatter_nd_update(indices, observations)
-        self.actions.scatter_nd_update(indices, actions)
-        self.rewards.scatter_nd_update(indices, tf.cast(rewards, tf.float32))
-        self.priorities.scatter_nd_update(
-            indices, tf.fill([count], self.max_priority.read_value()))
-        self.cursor.assign((self.cursor + count) % self.capacity)
-        self.size.assign(tf.minimum(self.size + count, self.capacity))
-
-    def sample(self, batch_size: int, beta):
-        """(indices [B], importance weights [B]); weights are 1 for uniform replay."""
-        size = self.size.read_value()
-        if not self.prioritized:
-            indices = tf.random.uniform([batch_size], 0, size, dtype=tf.int64)
-            return indices, tf.ones([batch_size])
-        scaled = tf.pow(self.priorities[:size], self.alpha)
-        probabilities = scaled / tf.reduce_sum(scaled)
-        indices = tf.random.categorical(tf.math.log(probabilities)[None], batch_size,
-                                        dtype=tf.int64)[0]
-        weights = tf.pow(tf.cast(size, tf.float32) * tf.gather(probabilities, indices), -beta)
-        return indices, weights / tf.reduce_max(weights)
-
-    def experience(self, indices) -> trajectory.Trajectory:
-        """Episodes as a TF-Agents Trajectory [B, T] (reward: the task reward r_T)."""
-        actions = tf.gather(self.actions, indices)
-        mid = tf.fill(tf.shape(actions), ts.StepType.MID)
-        last = tf.concat([tf.zeros_like(actions[:, 1:]), tf.ones_like(actions[:, :1])], axis=1)
-        discount = 1.0 - tf.cast(last, tf.float32)  # the last step is terminal
-        next_type = tf.where(last > 0, ts.StepType.LAST, ts.StepType.MID)
-        step_type = tf.concat([tf.fill(tf.shape(actions[:, :1]), ts.StepType.FIRST),
-                               mid[:, 1:]], axis=1)
-        return trajectory.Trajectory(step_type, tf.gather(self.observations, indices), actions,
-                                     (), next_type, tf.gather(self.rewards, indices), discount)
-
-    def update_priorities(self, indices, td_abs):
-        if self.prioritized:
-            priority = td_abs + 1e-6
-            self.priorities.scatter_nd_update(indices[:, None], priority)
-            self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
-
-
-def collect_episodes(policy: tf_policy.TFPolicy, first_tokens, length: int):
-    """Play one episode per priming token with ``policy``, all in parallel (call inside a
-    tf.function; the loop is an explicit tf.while_loop, so no AutoGraph is needed). Returns
-    (observations [B, T], actions [B, T]); observation t is the input token at step t (the
-    priming token, then the previous action)."""
-    batch = tf.shape(first_tokens)[0]
-
-    def play_step(t, current, state, observations, actions):
-        time_step = ts.TimeStep(tf.fill([batch], ts.StepType.MID), tf.zeros([batch]),
-                                tf.ones([batch]), current)
-        step = policy.action(time_step, state)
-        return (t + 1, step.action, step.state, observations.write(t, current),
-                actions.write(t, step.action))
-
-    _, _, _, observations, actions = tf.while_loop(
-        lambda t, *_: t < length, play_step,
-        (tf.constant(0), tf.cast(first_tokens, tf.int32), policy.get_initial_state(batch),
-         tf.TensorArray(tf.int32, size=length), tf.TensorArray(tf.int32, size=length)))
-    return tf.transpose(observations.stack()), tf.transpose(actions.stack())
-
-
 class SequenceTutorAgent(tf_agent.TFAgent):
     """Q-learning with log prior (Eq. 3-5), generalised Psi-learning (Eq. 13-14), G-learning
-    (Eq. 15) and RL-only, trained on whole episodes.
+    (Eq. 15), RL-only, or any other entry of the algorithm table, trained on whole episodes.
 
-    The Q-network, the target network and the Reward RNN all start from the pretrained model;
-    the Reward RNN is never trained (not even its optimizer slots exist). ``learning_rate``
-    is Adam's: a float or a Keras schedule over gradient steps; ``value_learning_rate`` (with
-    ``q_init`` "log_prior") gives the value head's layers an Adam of their own at that rate.
+    Networks: ``policy_network`` (the sequence model whose outputs are the values; saved as the
+    tuned model), ``q_network`` (Q(s, .): the policy network, plus a state value v(s) with
+    ``q_init`` log_prior), its Polyak copy ``target_network``, and ``reward_rnn``, the frozen
+    prior (not even optimizer slots exist for it). All start from the pretrained model.
+
+    Args:
+      pretrained: the MLE sequence model.
+      algorithm: the algorithm table's entry (``seqtutor.rl.algorithms``).
+      options: the tune options (``seqtutor.config.TuneConfig``), already validated.
+      epsilon: the collect policy's epsilon: a float or a callable returning one.
+      end_token: episodes end at this action (None: fixed length).
+      train_step_counter: the gradient-step counter (default: a new variable).
     """
 
-    def __init__(self, pretrained: keras.Model, algorithm: str, *, c: float, gamma: float,
-                 eta: float, learning_rate, clip_norm: float | None,
-                 exploration: str = "epsilon_greedy", epsilon=0.1,
-                 end_token: int | None = None, q_init: str = "logits", n_step: int | None = 1,
-                 off_policy_correction: str = "none", prior_kl_weight: float = 0.0,
-                 detach_value_head: bool = False, value_head_units: Sequence[int] = (),
-                 value_learning_rate: float | None = None, precision: str = "float32",
+    def __init__(self, pretrained: keras.Model, algorithm: algorithms.Algorithm, options, *,
+                 epsilon=0.1, end_token: int | None = None,
                  train_step_counter: tf.Variable | None = None):
-        if c <= 0:
-            raise ValueError(f"c must be positive, got {c}")
-        if not 0 <= gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        self.algorithm = kl_control.check_algorithm(algorithm)
-        self.n_step = kl_control.check_n_step(n_step)
-        if off_policy_correction not in ("none", "retrace"):
-            raise ValueError("off_policy_correction must be 'none' or 'retrace', got "
-                             f"{off_policy_correction!r}")
-        kl_control.check_exploration(exploration)
-        self.off_policy_correction = off_policy_correction
-        self.prior_kl_weight = prior_kl_weight
-        self.exploration, self._epsilon = exploration, epsilon
-        self.c, self.gamma, self.eta = c, gamma, eta
-        self.end_token = end_token  # episodes end at this action (None: fixed length)
+        self.algorithm, self.options = algorithm, options
+        self.end_token = end_token
+        self._epsilon = epsilon
+        precision = sequence_model.precision_policy(options.mixed_precision)
         if precision != "float32":  # the networks compute in 16 bits, their weights stay float32
             pretrained = sequence_model.with_dtype_policy(pretrained, precision)
-        self.q_network = clone(pretrained)
-        self.target_network = clone(pretrained, trainable=False)
+        self.policy_network = clone(pretrained)
+        target_policy_network = clone(pretrained, trainable=False)
         self.reward_rnn = clone(pretrained, trainable=False)
+        if algorithm.zero_start:
+            # Values that add to log p (G) start at 0, so the policy p exp(G) starts at p.
+            for network in (self.policy_network, target_policy_network):
+                zero_logits(network)
         # q_init "logits": Q starts as the pretrained logits (the paper, the reference code).
         # "log_prior": Q(s, a) = log_softmax(logits) + v(s) with v = 0 at the start, so Q
         # starts as log p(a|s) and the soft state value at 0, its value without task reward;
         # from logits, V(s) starts at logsumexp(logits) (about +8 for SMILES), which makes
         # continuing look better than any terminal reward when gamma is near 1. The policy
-        # (softmax over Q, or p exp(G)) does not depend on v(s), so the saved sequence model
-        # (the logits) is the whole policy either way.
-        if q_init not in ("logits", "log_prior"):
-            raise ValueError(f"q_init must be 'logits' or 'log_prior', got {q_init!r}")
-        if q_init == "log_prior" and algorithm == "g":
-            raise ValueError("q_init 'log_prior' is not defined for G (its policy p exp(G) "
-                             "would start at p^2)")
-        self.q_init = q_init
-        if q_init == "log_prior":
-            self.q_model = with_state_value(self.q_network, detach_value_head, value_head_units)
-            self.target_model = with_state_value(self.target_network, detach_value_head,
-                                                 value_head_units)
-            self.target_model.trainable = False
+        # does not depend on v(s), so the saved policy network is the whole policy either way.
+        if options.q_init == "log_prior":
+            self.q_network = with_state_value(self.policy_network, options.detach_value_head,
+                                              options.value_head_units)
+            self.target_network = with_state_value(target_policy_network,
+                                                   options.detach_value_head,
+                                                   options.value_head_units)
+            self.target_network.trainable = False
             # The target starts as a copy, value head included (its hidden layers are random).
-            self.target_model.set_weights(self.q_model.get_weights())
+            self.target_network.set_weights(self.q_network.get_weights())
         else:
-            self.q_model, self.target_model = self.q_network, self.target_network
-        self.optimizer = keras.optimizers.Adam(learning_rate)
+            self.q_network, self.target_network = self.policy_network, target_policy_network
+        self.optimizer = keras.optimizers.Adam(learning_rate(options))
         if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
             self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
         # With value_learning_rate, the value head's layers have an Adam of their own.
         self.value_optimizer = None
-        if value_learning_rate is not None:
-            if q_init != "log_prior":
-                raise ValueError("value_learning_rate needs q_init 'log_prior' (the value head "
-                                 "exists only there)")
-            self.value_optimizer = keras.optimizers.Adam(value_learning_rate)
+        if options.value_learning_rate is not None:
+            self.value_optimizer = keras.optimizers.Adam(options.value_learning_rate)
             # Its slots exist before the first step, which may skip it (see _train).
             self.value_optimizer.build(self.value_head_variables())
-        self._clip_norm = clip_norm
-        policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm, name="policy")
-        if exploration == "boltzmann":
+        policy = SequencePolicy(self.policy_network, self.reward_rnn, algorithm, name="policy")
+        if options.exploration == "boltzmann":
             collect_policy = policy
-        elif exploration == "epsilon_boltzmann":
-            collect_policy = SequencePolicy(self.q_network, self.reward_rnn, algorithm,
+        elif options.exploration == "epsilon_boltzmann":
+            collect_policy = SequencePolicy(self.policy_network, self.reward_rnn, algorithm,
                                             epsilon=epsilon, name="collect_policy")
         else:
             # (EpsilonGreedyPolicy wraps its policy in a GreedyPolicy itself.)
@@ -300,7 +144,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
 
     def value_head_variables(self) -> list[tf.Variable]:
         """The trainable variables of the state-value head (empty without one)."""
-        return [variable for layer in self.q_model.layers
+        return [variable for layer in self.q_network.layers
                 if layer.name.startswith("state_value") for variable in layer.trainable_variables]
 
     def _initialize(self):
@@ -309,13 +153,15 @@ class SequenceTutorAgent(tf_agent.TFAgent):
     def _loss(self, experience, weights=None, training=False):
         """Mean (importance-weighted) squared TD error over whole episodes; no side effects."""
         observations, actions = experience.observation, experience.action
-        values = self.q_values(self.q_model, observations, training)              # Q(s_t, .)
-        target_values = self.q_values(self.target_model, observations, False)    # Q^-(s_t, .)
+        options = self.options
+        values = self.q_values(self.q_network, observations, training)            # Q(s_t, .)
+        target_values = self.q_values(self.target_network, observations, False)  # Q^-(s_t, .)
         log_prior = tf.nn.log_softmax(self.reward_rnn(observations, training=False))
         mask = kl_control.episode_mask(actions, self.end_token)
         targets, _ = kl_control.episode_td_targets(
-            experience.reward, actions, log_prior, target_values, self.c, self.gamma,
-            self.algorithm, mask, self.n_step, self._traces(target_values, log_prior, actions))
+            experience.reward, actions, log_prior, target_values, options.c, options.gamma,
+            self.algorithm, mask, options.n_step,
+            self._traces(target_values, log_prior, actions))
         targets = tf.stop_gradient(targets)
         taken = tf.gather(values, actions, batch_dims=2)
         td_error = (targets - taken) * mask  # no error after an episode's end
@@ -324,13 +170,13 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         if weights is not None:
             per_episode = per_episode * weights
         td_loss = loss = tf.reduce_mean(per_episode)
-        if self.prior_kl_weight:
+        if options.prior_kl_weight:
             # KL(pi || p) at every visited state, over the whole vocabulary: the TD loss
             # trains only the taken action's value, which leaves the other tokens' logits free
             # to drift.
-            log_pi = tf.nn.log_softmax(kl_control.policy_logits(values, log_prior, self.algorithm))
+            log_pi = tf.nn.log_softmax(self.algorithm.policy_logits(values, log_prior))
             kl = tf.reduce_sum(tf.exp(log_pi) * (log_pi - log_prior), axis=-1)
-            loss += self.prior_kl_weight * tf.reduce_sum(kl * mask) / tf.reduce_sum(steps)
+            loss += options.prior_kl_weight * tf.reduce_sum(kl * mask) / tf.reduce_sum(steps)
         extra = Diagnostics(td_loss, tf.reduce_sum(taken * mask) / tf.reduce_sum(steps),
                             tf.reduce_sum(tf.abs(td_error), 1) / steps)
         return tf_agent.LossInfo(loss, extra)
@@ -341,16 +187,16 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         The collect policy that played a replayed episode is estimated by the target network's
         policy with today's epsilon: the traces then mainly cut the exploratory tokens, which
         the replay does not record."""
-        if self.off_policy_correction == "none" or self.n_step == 1:
+        if self.options.off_policy_correction == "none" or self.options.n_step == 1:
             return None
-        probs = kl_control.target_policy(target_values, log_prior, self.algorithm)
+        probs = self.algorithm.target_policy(target_values, log_prior)
         epsilon = self._epsilon() if callable(self._epsilon) else self._epsilon
         return tf.stop_gradient(kl_control.retrace_traces(
-            probs, actions, self.exploration, tf.cast(epsilon, probs.dtype)))
+            probs, actions, self.options.exploration, tf.cast(epsilon, probs.dtype)))
 
     def q_values(self, network: keras.Model, observations, training: bool = False):
         """Q(s_t, .) [B, T, V] of the Q-network or the target network."""
-        if self.q_init == "logits":
+        if self.options.q_init == "logits":
             return network(observations, training=training)
         logits, value = network(observations, training=training)
         return tf.nn.log_softmax(logits) + value
@@ -360,12 +206,12 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         with tf.GradientTape() as tape:
             loss_info = self._loss(experience, weights, training=True)
             loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
-        variables = self.q_model.trainable_variables
+        variables = self.q_network.trainable_variables
         gradients = tape.gradient(loss, variables)
         if scaling:  # (the optimizer skips a step whose gradients are not finite)
             gradients = self.optimizer.get_unscaled_gradients(gradients)
-        if self._clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, self._clip_norm)
+        if self.options.clip_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self.options.clip_norm)
         pairs = list(zip(gradients, variables))
         if self.value_optimizer is None:
             self.optimizer.apply_gradients(pairs)
@@ -386,35 +232,24 @@ class SequenceTutorAgent(tf_agent.TFAgent):
 
     def _update_target(self):
         """Polyak averaging: theta^- <- (1 - eta) theta^- + eta theta."""
-        for target, source in zip(self.target_model.weights, self.q_model.weights):
-            target.assign((1.0 - self.eta) * target + self.eta * source)
+        eta = self.options.eta
+        for target, source in zip(self.target_network.weights, self.q_network.weights):
+            target.assign((1.0 - eta) * target + eta * source)
 
     def sampling_policy(self, temperature: float = 1.0,
                         precision: str | None = None) -> SequencePolicy:
         """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G. With
         ``precision``, over copies of the networks (current weights) under that dtype policy:
         the saved policy is float32 whatever the tuning precision."""
-        values, prior = self.q_network, self.reward_rnn
+        network, prior = self.policy_network, self.reward_rnn
         if precision is not None:
-            values, prior = (sequence_model.with_dtype_policy(network, precision)
-                             for network in (values, prior))
-        return SequencePolicy(values, prior, self.algorithm, temperature,
+            network, prior = (sequence_model.with_dtype_policy(model, precision)
+                              for model in (network, prior))
+        return SequencePolicy(network, prior, self.algorithm, temperature,
                               name="sampling_policy")
 
-
-def epsilon_schedule(env_steps, start: float, final: float, anneal_steps: int) -> float:
-    """Linear anneal from ``start`` to ``final`` over ``anneal_steps`` environment steps."""
-    if anneal_steps <= 0:
-        return final
-    fraction = min(1.0, env_steps / anneal_steps)
-    return float(start + fraction * (final - start))
-
-
-def log_prior_of(reward_rnn: keras.Model, observations, actions):
-    """log p(a_t | s_t) under the Reward RNN for whole episodes [B, T] (one pass)."""
-    log_prior = tf.nn.log_softmax(reward_rnn(observations, training=False))
-    return tf.gather(log_prior, tf.cast(actions, tf.int32), batch_dims=2)
-
-
-def numpy_seed(seed: int, *salt: int) -> np.random.Generator:
-    return np.random.default_rng([seed, *salt])
+    def save_policy(self, path) -> None:
+        """Export the sampling policy with TF-Agents' PolicySaver, in float32 whatever the
+        tuning precision (any batch size)."""
+        policy_saver.PolicySaver(self.sampling_policy(precision="float32"),
+                                 batch_size=None).save(str(path))

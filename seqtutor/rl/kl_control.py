@@ -1,8 +1,8 @@
 """The math of Sequence Tutor's KL-control algorithms (Jaques et al. 2017, Eq. 3-5, 13-15).
 
 Q, Psi and G learning differ only in the per-step reward, the value of the next state in the TD
-target, and the policy's logits. Those three pieces are pure functions here, each tested on its
-own; the agent (``components/tune_agent.py``) calls them.
+target, and the policy's logits: the algorithm table (``seqtutor.rl.algorithms``) says which, from
+the pure functions here, each tested on its own.
 
 Shapes: ``q`` and ``log_prior`` are [..., V] over the vocabulary; rewards are [...].
 """
@@ -10,25 +10,6 @@ Shapes: ``q`` and ``log_prior`` are [..., V] over the vocabulary; rewards are [.
 from __future__ import annotations
 
 import tensorflow as tf
-
-ALGORITHMS = ("q", "psi", "g", "rl_only")
-# Algorithms whose per-step reward carries the prior's log-probability (spec/tuning.md).
-_LOG_PRIOR_IN_REWARD = {"q": True, "psi": True, "g": False, "rl_only": False}
-
-
-def check_algorithm(algorithm: str) -> str:
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")
-    return algorithm
-
-
-def kl_control_reward(r_task, log_prior_taken, c: float, algorithm: str):
-    """Per-step reward: r_T / c + log p(a|s) for Q and Psi; r_T / c for G and RL-only."""
-    reward = r_task / c
-    if _LOG_PRIOR_IN_REWARD[check_algorithm(algorithm)]:
-        reward = reward + log_prior_taken
-    return reward
-
 
 def max_value(q):
     """max_a Q(s, a): the next-state value of Q-learning and RL-only."""
@@ -43,31 +24,6 @@ def soft_value(psi):
 def prior_weighted_value(g, log_prior):
     """log sum_a p(a|s) exp(G(s, a)): the next-state value of G-learning (Eq. 15)."""
     return tf.reduce_logsumexp(g + log_prior, axis=-1)
-
-
-def next_state_value(target_values, next_log_prior, algorithm: str):
-    """The value of the next state under the target network, per algorithm."""
-    check_algorithm(algorithm)
-    if algorithm == "psi":
-        return soft_value(target_values)
-    if algorithm == "g":
-        return prior_weighted_value(target_values, next_log_prior)
-    return max_value(target_values)
-
-
-def target_policy(target_values, log_prior, algorithm: str):
-    """Probabilities [..., V] of the policy whose value the backup estimates: greedy for Q and
-    RL-only (their next-state value is a max), softmax(Psi) for Psi, p exp(G) for G."""
-    if check_algorithm(algorithm) in ("q", "rl_only"):
-        return tf.one_hot(tf.argmax(target_values, axis=-1), tf.shape(target_values)[-1],
-                          dtype=target_values.dtype)
-    return tf.nn.softmax(policy_logits(target_values, log_prior, algorithm))
-
-
-def policy_logits(values, log_prior, algorithm: str):
-    """Logits of the policy: softmax(Q) / softmax(Psi), or log p(a|s) + G(s, a) for G."""
-    check_algorithm(algorithm)
-    return values + log_prior if algorithm == "g" else values
 
 
 def td_targets(reward, next_value, discount, gamma: float):
@@ -85,25 +41,15 @@ def episode_mask(actions, end_token: int | None):
     return tf.cast(tf.equal(ended_before, 0.0), tf.float32)
 
 
-def check_n_step(n_step: int | None) -> int | None:
-    if n_step is not None and n_step < 1:
-        raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
-    return n_step
-
-
 EXPLORATIONS = ("epsilon_greedy", "boltzmann", "epsilon_boltzmann")
-
-
-def check_exploration(exploration: str) -> str:
-    if exploration not in EXPLORATIONS:
-        raise ValueError(f"unknown exploration {exploration!r}; choose from "
-                         f"{', '.join(EXPLORATIONS)}")
-    return exploration
 
 
 def uses_epsilon(exploration: str) -> bool:
     """Whether the collect policy mixes in uniform tokens with probability epsilon."""
-    return check_exploration(exploration) != "boltzmann"
+    if exploration not in EXPLORATIONS:
+        raise ValueError(f"unknown exploration {exploration!r}; choose from "
+                         f"{', '.join(EXPLORATIONS)}")
+    return exploration != "boltzmann"
 
 
 def behaviour_probabilities(policy_probs, actions, exploration: str, epsilon):
@@ -137,29 +83,45 @@ def _shift_left(x):
 
 
 def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamma: float,
-                       algorithm: str, step_mask=None, n_step: int | None = 1,
+                       algorithm, step_mask=None, n_step: int | None = 1,
                        traces=None):
     """TD targets for whole episodes from one pass of each network.
 
-    With ``n_step`` n > 1 the target bootstraps n steps ahead: the next state's value
-    V^-(s') is corrected by what the replayed episode then earned, the (n-1)-step target of
-    (s', a') less the target network's Q^-(s', a'). Since V^-(s') - Q^-(s', a') is added
-    back, the correction vanishes wherever Q^- already predicts the return, so this is the
-    one-step target's fixed point for any behaviour policy: for Psi and G, where
-    V(s') - Q(s', a') = -log pi(a'|s') (+ log p(a'|s') for G), it is path consistency
-    (Nachum et al. 2017). The terminal reward then reaches every step of an episode without
-    waiting for a value function to carry it back, one step per update.
+    With ``n_step`` n > 1 the target looks n steps ahead along the replayed episode:
+
+        y_t = r_t + gamma * d_t * (V^-(s') + c' * (y'_{t+1} - Q^-(s', a'))),
+
+    where y'_{t+1} is the (n-1)-step target of the next step and c' its trace (1 without
+    Retrace). This is not TF-Agents' plain n-step return (which sums the rewards and
+    bootstraps once, n steps on), and ``n_step=None`` is not "no bootstrapping": every step
+    adds the correction V^-(s') - Q^-(s', a'), which vanishes only where the replayed action is
+    the one the backup assumes. What it is depends on the algorithm:
+
+    - Psi and G: V(s') - Q(s', a') = -log pi(a'|s') (+ log p(a'|s') for G), so y_t is the soft
+      return with its entropy (or KL) terms. Soft values satisfy this path consistency for
+      every action sequence (Nachum et al. 2017), so any behaviour policy leaves the one-step
+      fixed point unchanged.
+    - Q and RL-only: V = max_a Q, and the correction is the advantage of the greedy action over
+      the replayed one: Q(lambda) with off-policy corrections (Harutyunyan et al. 2016). It
+      converges only while the behaviour policy stays close to the greedy one; early
+      epsilon-greedy episodes (epsilon near 1) are far from it. Retrace's traces
+      c' = min(1, pi/mu) (``traces``, :func:`retrace_traces`) cut the target at an off-policy
+      action and make it safe for any behaviour policy (Munos et al. 2016).
+
+    Either way the terminal reward reaches every step of an episode at once instead of one
+    step per update.
 
     Args:
       r_task: [B, T] task reward of each step.
       actions: [B, T] int actions taken.
       log_prior: [B, T, V] log p(.|s_t) of the Reward RNN at every state of the episode.
       target_values: [B, T, V] the target network's values at every state s_t.
-      c, gamma, algorithm: see spec/tuning.md.
+      c, gamma: the prior's weight and the discount.
+      algorithm: the algorithm table's entry (``seqtutor.rl.algorithms``).
       step_mask: [B, T] 1 inside the episode (:func:`episode_mask`); None: every step. An
         episode's last step (its last 1) is terminal.
-      n_step: steps before bootstrapping: 1 (the paper), n, or None for the whole episode
-        (the return to its end: no bootstrapping).
+      n_step: steps the target looks ahead: 1 (the paper), n, or None for the whole episode
+        (corrected at every step as above).
       traces: [B, T] weights c_t of the correction that step t's action brings to the target
         of step t - 1 (:func:`retrace_traces`); None: 1 everywhere. Where c_t is 0 the target
         of step t - 1 is the one-step target: what followed an off-policy action is not the
@@ -169,10 +131,11 @@ def episode_td_targets(r_task, actions, log_prior, target_values, c: float, gamm
       (targets [B, T], rewards [B, T]). The value of s_{t+1} is read from step t+1 of the
       same pass (the network's state after input a_t).
     """
-    check_n_step(n_step)
+    if n_step is not None and n_step < 1:
+        raise ValueError(f"n_step must be at least 1 or None, got {n_step}")
     log_prior_taken = tf.gather(log_prior, actions, batch_dims=2)
-    reward = kl_control_reward(r_task, log_prior_taken, c, algorithm)
-    next_value = _shift_left(next_state_value(target_values, log_prior, algorithm))
+    reward = algorithm.reward(r_task, log_prior_taken, c)
+    next_value = _shift_left(algorithm.next_value(target_values, log_prior))
     if step_mask is None:
         step_mask = tf.ones_like(reward)
     # discount_t = 1 while step t + 1 is still inside the episode: 0 at the terminal step.

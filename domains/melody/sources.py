@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
+import functools
 import hashlib
-import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from seqtutor.corpus import DroppedInput, list_input_files
 from seqtutor.domains.melody import encoding
 
 MIDI_EXTENSIONS = (".mid", ".midi")
@@ -26,16 +27,6 @@ MIDI_EXTENSIONS = (".mid", ".midi")
 MUSIC21_FOLK_COLLECTIONS = ("airdsAirs", "essenFolksong", "miscFolk", "nottingham-dataset",
                             "oneills1850", "ryansMammoth")
 _SECONDS_PER_QUARTER = 0.5  # NoteSequences built from ABC use 120 qpm; only quarters matter
-
-
-class InputNotFoundError(FileNotFoundError):
-    """A user-given input path or glob matches no file."""
-
-
-class DroppedInput(Exception):
-    """An input (a file or a tune) that yields no melody; ``reason`` names why."""
-
-    reason = "dropped"
 
 
 class CorruptMidiError(DroppedInput):
@@ -96,31 +87,9 @@ def list_midi_files(patterns: Sequence[str]) -> list[str]:
     """Expand directories (searched recursively) and globs into a sorted list of MIDI files.
 
     Raises:
-      InputNotFoundError: a pattern matches nothing, naming the pattern.
+      seqtutor.corpus.InputNotFoundError: a pattern matches nothing, naming the pattern.
     """
     return list_input_files(patterns, MIDI_EXTENSIONS)
-
-
-def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:
-    """Expand directories (searched recursively for names ending in ``suffixes``, any case) and
-    globs (every file they match) into a sorted list of absolute paths.
-
-    Raises:
-      InputNotFoundError: a pattern matches nothing, naming the pattern.
-    """
-    files: set[str] = set()
-    for pattern in patterns:
-        path = Path(pattern).expanduser()
-        if path.is_dir():
-            matches = [str(p) for p in path.rglob("*")
-                       if p.is_file() and p.name.lower().endswith(tuple(suffixes))]
-        else:
-            matches = [m for m in glob.glob(os.path.expanduser(pattern), recursive=True)
-                       if os.path.isfile(m)]
-        if not matches:
-            raise InputNotFoundError(f"input {pattern!r} matches no file")
-        files.update(os.path.abspath(m) for m in matches)
-    return sorted(files)
 
 
 def split_abc_tunes(text: str) -> list[str]:
@@ -169,18 +138,38 @@ def midi_bytes_to_note_sequence(data: bytes):
         raise CorruptMidiError(f"{type(error).__name__}: {error}") from error
 
 
+_beaming = threading.local()  # .skip: this thread is inside without_beaming()
+
+
+def _beams_unless_skipped(make_beams):
+    """music21's ``Stream.makeBeams``, skipped on a thread inside :func:`without_beaming`."""
+
+    @functools.wraps(make_beams)
+    def makeBeams(self, *args, **kwargs):  # noqa: N802 (music21's name)
+        if getattr(_beaming, "skip", False):
+            return None if kwargs.get("inPlace") else self
+        return make_beams(self, *args, **kwargs)
+
+    makeBeams.skippable = True
+    return makeBeams
+
+
 @contextlib.contextmanager
-def _without_beaming():
-    """Skip music21's beaming while parsing: beams are notation only (no pitch or timing) and
-    take over half of ABC parsing time. The class attribute is restored afterwards."""
+def without_beaming():
+    """Skip music21's beaming on this thread while parsing: beams are notation only (no pitch
+    or timing) and take over half of ABC parsing time. Other threads, and this one outside
+    the block, beam as usual: the switch is thread-local, so concurrent parses (Beam's
+    multi-threaded workers) cannot leave music21 patched."""
     from music21 import stream
 
-    original = stream.Stream.makeBeams
-    stream.Stream.makeBeams = lambda self, *args, **kwargs: None if kwargs.get("inPlace") else self
+    if not getattr(stream.Stream.makeBeams, "skippable", False):
+        stream.Stream.makeBeams = _beams_unless_skipped(stream.Stream.makeBeams)
+    outer = getattr(_beaming, "skip", False)
+    _beaming.skip = True
     try:
         yield
     finally:
-        stream.Stream.makeBeams = original
+        _beaming.skip = outer
 
 
 def abc_tune_to_note_sequence(text: str):
@@ -194,7 +183,7 @@ def abc_tune_to_note_sequence(text: str):
     from note_seq.protobuf import music_pb2
 
     try:
-        with _without_beaming():
+        with without_beaming():
             score = converter.parseData(text, format="abc")
         flat = score.flatten()
         elements = list(flat.notes)

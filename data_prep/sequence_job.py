@@ -1,0 +1,171 @@
+"""The Beam job shared by every domain whose corpus reader turns input files into token
+sequences (a domain without a ``prepare_data_job`` of its own).
+
+Graph::
+
+    input files -> the domain's corpus reader (a PTransform: path -> (source, tokens); an input
+    that yields nothing comes out as (source, DroppedInput) and is counted by reason)
+    -> de-duplicate identical sequences -> split by a hash of the tokens
+    -> WriteToTFRecord (train, eval)
+                      \\-> stats events -> one JSON-lines file -> stats.json
+
+The driver lists the inputs before any Beam work (a missing path fails at once), then writes
+stats.json, the domain's vocab.json and the TFDS metadata. Only pipeline options choose the
+runner, so the same code runs on the DirectRunner, Dataflow, Flink or Spark.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from seqtutor import layout, tfrecords
+from seqtutor.corpus import DroppedInput, EmptyCorpusError, list_input_files, split_of
+
+log = logging.getLogger(__name__)
+
+_STATS = "stats"
+_STATS_PREFIX = "stats-events"
+
+
+class ReadSequences(beam.PTransform):
+    """A corpus reader made of a plain function ``read(path) -> iterable of (source, tokens)``,
+    where ``tokens`` is a list of ints, or a DroppedInput for an input that yields none (a
+    DroppedInput raised by ``read`` drops the whole file)."""
+
+    def __init__(self, read: Callable[[str], Iterable[tuple]]):
+        super().__init__()
+        self._read = read
+
+    def expand(self, paths):
+        return paths | "Read" >> beam.FlatMap(self._safe_read)
+
+    def _safe_read(self, path: str):
+        try:
+            yield from self._read(path)
+        except DroppedInput as error:
+            yield path, error
+
+
+class _SplitFn(beam.DoFn):
+    """(source, tokens | DroppedInput) -> (split, record); drops and sequences go to stats."""
+
+    def __init__(self, eval_fraction: float):
+        self._eval_fraction = eval_fraction
+
+    def process(self, element):
+        source, tokens = element
+        if isinstance(tokens, DroppedInput):
+            beam.metrics.Metrics.counter("seqtutor.prepare_data", tokens.reason).inc()
+            yield beam.pvalue.TaggedOutput(_STATS, {"event": "dropped", "source": source,
+                                                    "reason": tokens.reason,
+                                                    "detail": str(tokens)})
+            return
+        key = ",".join(str(int(t)) for t in tokens)
+        split = split_of(key, self._eval_fraction)
+        yield beam.pvalue.TaggedOutput(_STATS, {"event": "sequence", "split": split})
+        yield split, tfrecords.serialize_example(tokens, source, 0)
+
+
+def build_pipeline(pipeline: beam.Pipeline, files: list[str], output_dir: Path, domain_class,
+                   options) -> None:
+    """The job's graph, from the listed input files to shards and stats events."""
+    read = (pipeline
+            | "ListInputs" >> beam.Create(files)
+            | "Spread" >> beam.Reshuffle()
+            | "ReadCorpus" >> domain_class.corpus_reader(options))
+    # Identical sequences are kept once (the first source in sort order), dropped inputs all.
+    unique = (read
+              | "KeyByContent" >> beam.Map(lambda item: (
+                  repr(item[1]) if isinstance(item[1], DroppedInput) else
+                  ",".join(str(int(t)) for t in item[1]) + "|seq", item))
+              | "GroupIdentical" >> beam.GroupByKey()
+              | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(_STATS, main="records"))
+    records = unique.records | "Split" >> beam.ParDo(
+        _SplitFn(options.eval_fraction)).with_outputs(_STATS, main="records")
+    for split in tfrecords.SPLITS:
+        _ = (records.records
+             | f"Select{split.title()}" >> beam.Filter(lambda r, s=split: r[0] == s)
+             | f"Payload{split.title()}" >> beam.Values()
+             | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
+                 tfrecords.shard_prefix(output_dir, domain_class.name, split),
+                 num_shards=options.num_shards))
+    _ = ((records[_STATS], unique[_STATS])
+         | "MergeStats" >> beam.Flatten()
+         | "StatsToJson" >> beam.Map(json.dumps, sort_keys=True)
+         | "WriteStats" >> beam.io.WriteToText(str(output_dir / _STATS_PREFIX),
+                                               file_name_suffix=".jsonl", num_shards=1))
+
+
+def _keep_first(group):
+    """One element per content key; the duplicates of a sequence are counted."""
+    key, items = group
+    items = sorted(items, key=lambda item: item[0])
+    if key.endswith("|seq"):
+        for _ in items[1:]:
+            yield beam.pvalue.TaggedOutput(_STATS, {"event": "duplicate"})
+        items = items[:1]
+    yield from items
+
+
+def _summarise(events: list[dict], num_inputs: int) -> dict:
+    dropped = [e for e in events if e["event"] == "dropped"]
+    sequences = [e for e in events if e["event"] == "sequence"]
+    return {
+        "inputs_read": num_inputs,
+        "inputs_dropped": len(dropped),
+        "dropped_by_reason": dict(sorted(collections.Counter(
+            e["reason"] for e in dropped).items())),
+        "dropped_inputs": sorted(({"source": e["source"], "reason": e["reason"],
+                                   "detail": e["detail"]} for e in dropped),
+                                 key=lambda d: d["source"]),
+        "duplicate_sequences": sum(1 for e in events if e["event"] == "duplicate"),
+        "records_out": {split: sum(1 for e in sequences if e["split"] == split)
+                        for split in tfrecords.SPLITS},
+    }
+
+
+def run_job(domain_class, options, output_dir: Path) -> dict:
+    """Run the shared job of ``domain_class`` into ``output_dir``; returns stats.json's content.
+
+    Args:
+      domain_class: the domain; it gives ``name``, ``input_suffixes``,
+        ``corpus_reader(options)`` and ``vocabulary(options)``.
+      options: the domain's prepare_data options (``input``, ``eval_fraction``,
+        ``num_shards``, ``beam_args`` and its own).
+      output_dir: the stage's in-progress artifact directory.
+
+    Raises:
+      seqtutor.corpus.InputNotFoundError: an input path matches nothing (before Beam starts).
+      EmptyCorpusError: no input, or no record in a split.
+    """
+    output_dir = Path(output_dir)
+    files = list_input_files(options.input, domain_class.input_suffixes)
+    if not files:
+        raise EmptyCorpusError("the corpus is empty: give --input files")
+    log.info("prepare_data: %d input files", len(files))
+    with beam.Pipeline(options=PipelineOptions(list(options.beam_args))) as pipeline:
+        build_pipeline(pipeline, files, output_dir, domain_class, options)
+
+    events = []
+    for path in sorted(output_dir.glob(f"{_STATS_PREFIX}*.jsonl")):
+        events += [json.loads(line) for line in path.read_text().splitlines() if line]
+        path.unlink()
+    stats = _summarise(events, len(files))
+    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    empty = [split for split, n in stats["records_out"].items() if n == 0]
+    if empty:
+        raise EmptyCorpusError(
+            f"no {' or '.join(empty)} records out of {len(files)} inputs "
+            f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}); see "
+            f"{layout.STATS_FILE}, add inputs, or change prepare_data.eval_fraction")
+    (output_dir / layout.VOCAB_FILE).write_text(
+        json.dumps(domain_class.vocabulary(options), indent=1) + "\n")
+    tfrecords.write_tfds_metadata(output_dir, f"seqtutor {domain_class.name} corpus")
+    return stats

@@ -1,0 +1,61 @@
+"""Corpus listing and splitting, shared by every domain's prepare_data job.
+
+Inputs are listed in the driver, before any Beam work, so that a missing path fails at once; the
+train/eval split is a hash of each source's content, so it does not depend on where files lie.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class InputNotFoundError(FileNotFoundError):
+    """A user-given input path or glob matches no file."""
+
+
+class EmptyCorpusError(ValueError):
+    """No input at all, or no record out of the inputs."""
+
+
+class DroppedInput(Exception):
+    """An input (a file, a tune, a line) that yields no record; ``reason`` names why. A domain
+    subclasses it once per reason; the Beam job counts each reason in stats.json."""
+
+    reason = "dropped"
+
+
+def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:
+    """Expand directories (searched recursively for names ending in ``suffixes``, any case) and
+    globs (every file they match) into a sorted list of absolute paths.
+
+    Raises:
+      InputNotFoundError: a pattern matches nothing, naming the pattern.
+    """
+    files: set[str] = set()
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if path.is_dir():
+            matches = [str(p) for p in path.rglob("*")
+                       if p.is_file() and p.name.lower().endswith(tuple(suffixes))]
+        else:
+            matches = [m for m in glob.glob(os.path.expanduser(pattern), recursive=True)
+                       if os.path.isfile(m)]
+        if not matches:
+            raise InputNotFoundError(f"input {pattern!r} matches no file")
+        files.update(os.path.abspath(m) for m in matches)
+    return sorted(files)
+
+
+def hash_fraction(text: str) -> float:
+    """A stable number in [0, 1) per string (for splitting and sampling)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2.0 ** 64
+
+
+def split_of(key: str, eval_fraction: float) -> str:
+    """Deterministic train/eval assignment from a source's content digest or canonical form:
+    every record of one source lands in the same split."""
+    return "eval" if hash_fraction(key) < eval_fraction else "train"

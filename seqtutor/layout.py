@@ -1,0 +1,46 @@
+"""The artifact layout: every file and folder name of a workdir, in one place.
+
+Each stage writes one directory, ``WORKDIR/<stage>/`` (tune: ``WORKDIR/tune/<algorithm>/``),
+holding ``artifact.json`` (``seqtutor.artifacts``) beside the files below. The stages, the local
+runner, ``seqtutor generate`` and the report use these names and helpers; none types another
+stage's paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARTIFACT_FILE = "artifact.json"       # every artifact: stage, fingerprints, config, summary
+
+# prepare_data: TFRecord shards (seqtutor.tfrecords names them), TFDS metadata, and
+VOCAB_FILE = "vocab.json"             # also copied beside every model
+STATS_FILE = "stats.json"             # records in and out, each drop with its reason
+
+# pretrain and tune
+MODEL_FILE = "model.keras"            # the sequence model (tune: the tuned values' network)
+CHECKPOINT_DIR = "checkpoints"        # resumable training state
+LOGS_DIR = "logs"                     # TensorBoard
+METRICS_FILE = "metrics.json"         # pretrain: eval accuracy and log perplexity; evaluate
+CURVES_FILE = "curves.csv"            # tune: step, mean_task_reward, mean_log_prior, ...
+POLICY_DIR = "policy"                 # tune: the TF-Agents PolicySaver export
+TUNE_SUMMARY_FILE = "tune.json"       # tune: steps and the first and last curve points
+
+# evaluate
+SAMPLES_DIR = "samples"               # <model>.npz (melody) or <model>.smi (molecule)
+REPORT_FILE = "report.html"
+
+
+def stage_dir(workdir: str | Path, stage: str, variant: str | None = None) -> Path:
+    """``WORKDIR/<stage>/``, or ``WORKDIR/<stage>/<variant>/`` for a stage with variants."""
+    path = Path(workdir) / stage
+    return path if variant is None else path / variant
+
+
+def tuned_dir(tune_dir: str | Path, algorithm: str) -> Path:
+    """One algorithm's tune artifact inside the tune stage's directory."""
+    return Path(tune_dir) / algorithm
+
+
+def is_complete(artifact_dir: str | Path) -> bool:
+    """Whether a finished artifact (with its artifact.json) is there."""
+    return (Path(artifact_dir) / ARTIFACT_FILE).is_file()
