@@ -24,9 +24,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import layout
 from seqtutor import tfrecords
-from seqtutor.corpus import DroppedInput, EmptyCorpusError, split_of
+from seqtutor.corpus import (DroppedInput, EmptyCorpusError, drop_counts, drops, read_events,
+                             split_of)
 from seqtutor.domains.melody import encoding, sources as melody_sources
 
 log = logging.getLogger(__name__)
@@ -139,19 +139,14 @@ def list_items(config) -> list[melody_sources.CorpusItem]:
 
 
 def _summarise(events: list[dict], num_inputs: int, sequence_length: int) -> dict:
-    dropped = [e for e in events if e["event"] == "dropped"]
     melodies = [e for e in events if e["event"] == "melody"]
     length_histogram = collections.Counter((e["steps"] // 16) * 16 for e in melodies)
     records = {split: sum(e["records"] for e in melodies if e["split"] == split)
                for split in tfrecords.SPLITS}
     return {
         "inputs_read": num_inputs,
-        "inputs_dropped": len(dropped),
-        "dropped_by_reason": dict(sorted(collections.Counter(
-            e["reason"] for e in dropped).items())),
-        "dropped_inputs": sorted(({"source": e["source"], "reason": e["reason"],
-                                   "detail": e["detail"]} for e in dropped),
-                                 key=lambda d: d["source"]),
+        **drop_counts(events),
+        "dropped_inputs": sorted(drops(events), key=lambda d: d["source"]),
         "duplicate_melodies": sum(1 for e in events if e["event"] == "duplicate"),
         "melodies_written": len(melodies),
         "melodies_per_split": dict(collections.Counter(e["split"] for e in melodies)),
@@ -183,24 +178,14 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, items, output_dir, config)
 
-    events = []
-    for path in sorted(output_dir.glob(f"{_STATS_PREFIX}*.jsonl")):
-        events += [json.loads(line) for line in path.read_text().splitlines() if line]
-        path.unlink()
-    stats = _summarise(events, len(items), config.sequence_length)
-    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
-    empty = [split for split, n in stats["records_out"].items() if n == 0]
-    if empty:
-        raise EmptyCorpusError(
-            f"no {' or '.join(empty)} records out of {len(items)} inputs "
-            f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}, "
-            f"{stats['melodies_written']} melodies of which "
-            f"{stats['melodies_too_short_for_a_record']} shorter than "
-            f"{config.sequence_length} steps); see {layout.STATS_FILE} reasons, "
-            "add inputs, or change prepare_data.eval_fraction / sequence_length")
-    (output_dir / layout.VOCAB_FILE).write_text(
-        json.dumps(encoding.vocabulary(config.sequence_length), indent=1) + "\n")
-    tfrecords.write_tfds_metadata(
-        output_dir, "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note "
-        "steps, C major / A minor, MIDI 48..83).")
+    stats = _summarise(read_events(output_dir, _STATS_PREFIX), len(items),
+                       config.sequence_length)
+    tfrecords.finish_dataset(
+        output_dir, stats, encoding.vocabulary(config.sequence_length),
+        "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note "
+        "steps, C major / A minor, MIDI 48..83).",
+        f"records out of {len(items)} inputs ({stats['inputs_dropped']} dropped: "
+        f"{stats['dropped_by_reason']}, {stats['melodies_written']} melodies of which "
+        f"{stats['melodies_too_short_for_a_record']} shorter than {config.sequence_length} "
+        "steps): add inputs, or change prepare_data.eval_fraction / sequence_length")
     return stats

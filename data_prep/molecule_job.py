@@ -27,10 +27,9 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import layout
 from seqtutor import tfrecords
-from seqtutor.corpus import (EmptyCorpusError, InputNotFoundError, hash_fraction,
-                             list_input_files, split_of)
+from seqtutor.corpus import (EmptyCorpusError, InputNotFoundError, drop_counts, drops,
+                             hash_fraction, list_input_files, read_events, split_of)
 from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
@@ -236,27 +235,15 @@ def list_inputs(config) -> list[str]:
     return files
 
 
-def _read_events(output_dir: Path, prefix: str, suffix: str) -> list[dict]:
-    events = []
-    for path in sorted(output_dir.glob(f"{prefix}*{suffix}")):
-        events += [json.loads(line) for line in path.read_text().splitlines() if line]
-        path.unlink()
-    return events
-
-
 def _summarise(events: list[dict], files: list[str], lines_read: int, summary: dict) -> dict:
-    dropped = [e for e in events if e["event"] == "dropped"]
     written = summary.get("count", {})
     return {
         "inputs_read": len(files),
         "input_files": files,
         "lines_read": lines_read,
-        "inputs_dropped": len(dropped),
-        "dropped_by_reason": dict(sorted(collections.Counter(
-            e["reason"] for e in dropped).items())),
+        **drop_counts(events),
         # The first 100 drops with their reason, for a look; the counts above are exact.
-        "dropped_examples": sorted(({"source": e["source"], "reason": e["reason"],
-                                     "detail": e["detail"]} for e in dropped),
+        "dropped_examples": sorted(drops(events),
                                    key=lambda d: (d["reason"], d["detail"]))[:100],
         "duplicate_molecules": sum(e["count"] for e in events if e["event"] == "duplicates"),
         "molecules_written": sum(written.values()),
@@ -294,20 +281,15 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, files, output_dir, config, lines_read)
 
-    events = _read_events(output_dir, _STATS_PREFIX, ".jsonl")
-    summaries = _read_events(output_dir, _SUMMARY_PREFIX, ".json")
+    events = read_events(output_dir, _STATS_PREFIX)
+    summaries = read_events(output_dir, _SUMMARY_PREFIX, ".json")
     summary = summaries[0] if summaries else {}
     stats = _summarise(events, files, lines_read, summary)
-    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
-    empty = [split for split, n in stats["records_out"].items() if n == 0]
-    if empty:
-        raise EmptyCorpusError(
-            f"no {' or '.join(empty)} molecules out of {lines_read} lines in {len(files)} "
-            f"files ({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}); see "
-            f"{layout.STATS_FILE}, add inputs, or change prepare_data.eval_fraction")
-    (output_dir / layout.VOCAB_FILE).write_text(
-        json.dumps(vocabulary_of(summary, config.episode_length_cap), indent=1) + "\n")
-    tfrecords.write_tfds_metadata(
-        output_dir, "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids "
-        "to tokens), canonicalised by RDKit, de-duplicated, split by a hash of the SMILES.")
+    tfrecords.finish_dataset(
+        output_dir, stats, vocabulary_of(summary, config.episode_length_cap),
+        "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids to tokens), "
+        "canonicalised by RDKit, de-duplicated, split by a hash of the SMILES.",
+        f"molecules out of {lines_read} lines in {len(files)} files "
+        f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}): add inputs, or "
+        "change prepare_data.eval_fraction")
     return stats

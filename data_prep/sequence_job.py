@@ -16,7 +16,6 @@ runner, so the same code runs on the DirectRunner, Dataflow, Flink or Spark.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -25,8 +24,9 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import layout, tfrecords
-from seqtutor.corpus import DroppedInput, EmptyCorpusError, list_input_files, split_of
+from seqtutor import tfrecords
+from seqtutor.corpus import (DroppedInput, EmptyCorpusError, drop_counts, drops,
+                             list_input_files, read_events, split_of)
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +115,11 @@ def _keep_first(group):
 
 
 def _summarise(events: list[dict], num_inputs: int) -> dict:
-    dropped = [e for e in events if e["event"] == "dropped"]
     sequences = [e for e in events if e["event"] == "sequence"]
     return {
         "inputs_read": num_inputs,
-        "inputs_dropped": len(dropped),
-        "dropped_by_reason": dict(sorted(collections.Counter(
-            e["reason"] for e in dropped).items())),
-        "dropped_inputs": sorted(({"source": e["source"], "reason": e["reason"],
-                                   "detail": e["detail"]} for e in dropped),
-                                 key=lambda d: d["source"]),
+        **drop_counts(events),
+        "dropped_inputs": sorted(drops(events), key=lambda d: d["source"]),
         "duplicate_sequences": sum(1 for e in events if e["event"] == "duplicate"),
         "records_out": {split: sum(1 for e in sequences if e["split"] == split)
                         for split in tfrecords.SPLITS},
@@ -153,19 +148,10 @@ def run_job(domain_class, options, output_dir: Path) -> dict:
     with beam.Pipeline(options=PipelineOptions(list(options.beam_args))) as pipeline:
         build_pipeline(pipeline, files, output_dir, domain_class, options)
 
-    events = []
-    for path in sorted(output_dir.glob(f"{_STATS_PREFIX}*.jsonl")):
-        events += [json.loads(line) for line in path.read_text().splitlines() if line]
-        path.unlink()
-    stats = _summarise(events, len(files))
-    (output_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
-    empty = [split for split, n in stats["records_out"].items() if n == 0]
-    if empty:
-        raise EmptyCorpusError(
-            f"no {' or '.join(empty)} records out of {len(files)} inputs "
-            f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}); see "
-            f"{layout.STATS_FILE}, add inputs, or change prepare_data.eval_fraction")
-    (output_dir / layout.VOCAB_FILE).write_text(
-        json.dumps(domain_class.vocabulary(options), indent=1) + "\n")
-    tfrecords.write_tfds_metadata(output_dir, f"seqtutor {domain_class.name} corpus")
+    stats = _summarise(read_events(output_dir, _STATS_PREFIX), len(files))
+    tfrecords.finish_dataset(
+        output_dir, stats, domain_class.vocabulary(options),
+        f"seqtutor {domain_class.name} corpus",
+        f"records out of {len(files)} inputs ({stats['inputs_dropped']} dropped: "
+        f"{stats['dropped_by_reason']}): add inputs, or change prepare_data.eval_fraction")
     return stats

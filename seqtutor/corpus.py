@@ -6,8 +6,10 @@ train/eval split is a hash of each source's content, so it does not depend on wh
 
 from __future__ import annotations
 
+import collections
 import glob
 import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,3 +61,26 @@ def split_of(key: str, eval_fraction: float) -> str:
     """Deterministic train/eval assignment from a source's content digest or canonical form:
     every record of one source lands in the same split."""
     return "eval" if hash_fraction(key) < eval_fraction else "train"
+
+
+def read_events(output_dir: str | Path, prefix: str, suffix: str = ".jsonl") -> list[dict]:
+    """The JSON lines a Beam job wrote to ``output_dir/<prefix>*<suffix>`` (its stats events);
+    the files are removed once read."""
+    events = []
+    for path in sorted(Path(output_dir).glob(f"{prefix}*{suffix}")):
+        events += [json.loads(line) for line in path.read_text().splitlines() if line]
+        path.unlink()
+    return events
+
+
+def drops(events: list[dict]) -> list[dict]:
+    """Each ``dropped`` event as {source, reason, detail}."""
+    return [{"source": e["source"], "reason": e["reason"], "detail": e["detail"]}
+            for e in events if e["event"] == "dropped"]
+
+
+def drop_counts(events: list[dict]) -> dict:
+    """stats.json's ``inputs_dropped`` and ``dropped_by_reason`` of a job's events."""
+    reasons = collections.Counter(drop["reason"] for drop in drops(events))
+    return {"inputs_dropped": sum(reasons.values()),
+            "dropped_by_reason": dict(sorted(reasons.items()))}

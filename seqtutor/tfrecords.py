@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from seqtutor import layout
+from seqtutor.corpus import EmptyCorpusError
 
 SPLITS = ("train", "eval")
 
@@ -102,3 +103,22 @@ def read_vocab(data_dir: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no {layout.VOCAB_FILE} in {data_dir}")
     return json.loads(path.read_text())
+
+
+def finish_dataset(data_dir: str | Path, stats: dict, vocab: dict, description: str,
+                   empty_detail: str) -> None:
+    """Write a Beam job's stats.json, then, unless a split is empty, vocab.json and the TFDS
+    metadata: a dataset without records in a split is never left looking complete.
+
+    Raises:
+      EmptyCorpusError: a split has no record; the message names the split, then
+        ``empty_detail`` (where the inputs went and what to change).
+    """
+    data_dir = Path(data_dir)
+    (data_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    empty = [split for split, n in stats["records_out"].items() if n == 0]
+    if empty:
+        raise EmptyCorpusError(f"no {' or '.join(empty)} {empty_detail}; see "
+                               f"{layout.STATS_FILE} for the dropped inputs and their reasons")
+    (data_dir / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
+    write_tfds_metadata(data_dir, description)
