@@ -95,6 +95,9 @@ def _load(args) -> config_lib.Config:
         overrides.append(("prepare_data.builtin_corpus", args.builtin_corpus))
     config = config_lib.load_config(args.config, overrides)
     if args.beam_args:
+        if "beam_args" not in type(config.prepare_data).model_fields:
+            raise config_lib.ConfigError(
+                f"the {config.domain} domain's prepare_data takes no Beam options after --")
         config.prepare_data.beam_args = config.prepare_data.beam_args + list(args.beam_args)
     return config
 
@@ -148,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 raise config_lib.ConfigError(
                     f"--algorithm: unknown {unknown}; choose from {list(known)}")
+            # Validated as the config's list is (each algorithm's allowed starts).
+            config = config_lib.config_from_dict(config.model_dump(mode="json"),
+                                                 [("tune.algorithms", list(algorithms))])
             results = [runner.run_stage(config, "tune", workdir, force=True, variant=algorithm)
                        for algorithm in algorithms]
         else:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqtutor import artifacts, layout
+from seqtutor import artifacts, layout, plugins
 from seqtutor.config import Config
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,12 @@ class Stage:
             # Other variants' names do not change this one's output.
             section[self.name].pop(self.variant_key)
             section["variant"] = variant
+        if self.variant_key == "algorithms":
+            section["algorithm"] = plugins.describe_algorithm(variant)
+        # A domain outside the package: its code, which the code version does not cover.
+        domain_code = plugins.outside_code(plugins.domain_class(config.domain))
+        if domain_code:
+            section["domain_code"] = domain_code
         return section
 
     def function(self):

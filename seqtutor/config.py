@@ -100,8 +100,8 @@ class TuneConfig(Options):
     q_init: Literal["logits", "log_prior"] = Field(
         "logits", description="The Q-network's start: the pretrained logits (paper), or "
         "log_softmax(logits) + a state value v(s) starting at 0 (initial soft value 0; for "
-        "long episodes with gamma near 1). G's values start at 0 either way (plus v(s) with "
-        "log_prior), so its policy p exp(G) starts at the prior.")
+        "long episodes with gamma near 1). G's values start equal for every token either "
+        "way (0, or v(s) - log V with log_prior), so its policy p exp(G) starts at the prior.")
     n_step: int | None = Field(
         1, ge=1, description="Steps of the TD target before it bootstraps from the target "
         "network: 1 (the paper), n, or None for the whole episode. Longer targets carry an "

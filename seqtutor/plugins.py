@@ -17,8 +17,12 @@ points do, so that the foundation (the config loader) imports nothing above it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib
 import importlib.metadata
+import inspect
+import sys
 
 DOMAIN_REGISTRY = "seqtutor.domains"          # its DOMAINS: name -> class or "module:Class"
 ALGORITHM_TABLE = "seqtutor.rl.algorithms"    # its ALGORITHMS: name -> Algorithm
@@ -85,7 +89,12 @@ def algorithm_table() -> dict:
     module = importlib.import_module(ALGORITHM_TABLE)
     for entry in importlib.metadata.entry_points(group=ALGORITHM_GROUP):
         if entry.name not in module.ALGORITHMS:
-            module.register(entry.load())
+            algorithm = entry.load()
+            if getattr(algorithm, "name", None) != entry.name:
+                raise PluginNotFoundError(
+                    f"the {ALGORITHM_GROUP!r} entry point {entry.name!r} loads "
+                    f"{algorithm!r}, not an Algorithm of that name")
+            module.register(algorithm)
     return module.ALGORITHMS
 
 
@@ -96,3 +105,34 @@ def algorithm(name: str):
     if name not in table:
         raise PluginNotFoundError(f"unknown algorithm {name!r}; choose from {', '.join(table)}")
     return table[name]
+
+
+def outside_code(obj) -> str | None:
+    """A digest of the source file that defines ``obj`` when it lives outside the seqtutor
+    package (a user's domain or algorithm), which the package's code version does not cover;
+    None for the package's own code."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    if module is None or module.__name__.split(".")[0] == "seqtutor":
+        return None
+    try:
+        source = inspect.getsourcefile(module)
+    except TypeError:  # a built-in module
+        return None
+    if not source:
+        return None
+    with open(source, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:12]
+
+
+def describe_algorithm(name: str) -> dict:
+    """The algorithm table's entry for ``name`` as JSON values (functions by their qualified
+    names, plus the digest of code outside the package): part of a tune stage's fingerprint,
+    so that a changed entry is tuned again."""
+    described = {}
+    for field in dataclasses.fields(algorithm(name)):
+        value = getattr(algorithm(name), field.name)
+        if callable(value):
+            code = outside_code(value)
+            value = f"{value.__module__}.{value.__qualname__}" + (f"@{code}" if code else "")
+        described[field.name] = list(value) if isinstance(value, tuple) else value
+    return described

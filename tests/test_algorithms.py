@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from seqtutor import config as config_lib, layout, sequence_model
 from seqtutor.components import generate
-from seqtutor.pipeline import runner
+from seqtutor.pipeline import cli, runner
 from seqtutor.rl import algorithms, kl_control
 from seqtutor.rl.agent import SequenceTutorAgent
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
@@ -92,7 +92,7 @@ def test_a_registered_algorithm_has_its_own_targets(doubled_prior_q):
     np.testing.assert_allclose(q.numpy()[0], [2.113706, 3.306853], atol=1e-6)
 
 
-def test_config_validation_reads_the_table(doubled_prior_q):
+def test_config_validation_reads_the_table(doubled_prior_q, capsys):
     config = config_lib.load_config(SMOKE, ["tune.algorithms=[q2x]",
                                             "evaluate.models=[mle, q2x]"])
     assert config.tune.algorithms == ["q2x"]
@@ -105,8 +105,25 @@ def test_config_validation_reads_the_table(doubled_prior_q):
                            match="q_init: log_prior is not a start of algorithm q2x_logits"):
             config_lib.load_config(SMOKE, ["tune.algorithms=[q2x_logits]",
                                            "tune.q_init=log_prior"])
+        # `seqtutor tune --algorithm` validates its choice the same way, before any stage.
+        assert cli.main(["tune", SMOKE, "--algorithm", "q2x_logits", "--workdir",
+                         "/nonexistent", "--set", "tune.q_init=log_prior"]) == 2
+        assert "is not a start of algorithm q2x_logits" in capsys.readouterr().err
     finally:
         algorithms.unregister("q2x_logits")
+    with pytest.raises(ValueError, match="already defined"):
+        algorithms.register(dataclasses.replace(doubled_prior_q, name="data"))
+
+
+def test_a_changed_algorithm_entry_changes_the_tune_fingerprint(doubled_prior_q):
+    config = config_lib.load_config(SMOKE, ["tune.algorithms=[q2x]"])
+    tune_stage = runner.stage("tune")
+    before = tune_stage.section(config, "q2x")
+    assert before["algorithm"]["prior_reward_weight"] == 2.0
+    assert before["algorithm"]["next_value"] == "seqtutor.rl.algorithms.max_value"
+    algorithms.unregister("q2x")
+    algorithms.register(dataclasses.replace(doubled_prior_q, prior_reward_weight=3.0))
+    assert tune_stage.section(config, "q2x") != before
 
 
 def test_a_registered_algorithm_is_tuned_evaluated_reported_and_generated(

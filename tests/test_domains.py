@@ -1,6 +1,7 @@
 """A domain anyone can add: the toy digits domain of tests/toy_domain.py, found by import path
 or entry point, runs the whole pipeline; a name that resolves to nothing is a clear error."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from seqtutor import config as config_lib, domains, layout, plugins, tfrecords
+from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS
 from tests.toy_domain import DigitsDomain
 
@@ -91,7 +93,7 @@ def test_a_domain_that_does_not_resolve_fails_before_any_stage(tmp_path, domain,
     config = toy_config(tmp_path / "bad.yaml", tmp_path, domain)
     run = seqtutor("run", str(config), "--workdir", str(tmp_path / "work"))
     assert run.returncode == 2
-    assert f"domain: " in run.stderr and repr(domain) in run.stderr and tried in run.stderr
+    assert "domain: " in run.stderr and repr(domain) in run.stderr and tried in run.stderr
     assert not (tmp_path / "work").exists()
 
 
@@ -117,3 +119,12 @@ def test_a_registered_domain_is_found_by_name(monkeypatch):
     assert domain.task_reward(np.array([[0, 1, 2, 5, 6]])).tolist() == [[0, 2, 2, 0, 2]]
     with pytest.raises(ValueError, match="already registered"):
         domains.register_domain("digits", DigitsDomain)
+
+
+def test_a_domain_outside_the_package_has_its_code_in_the_fingerprint(tmp_path):
+    toy = config_lib.config_from_dict({"domain": TOY})
+    melody = config_lib.config_from_dict({"domain": "melody"})
+    source = (ROOT / "tests" / "toy_domain.py").read_bytes()
+    prepare = runner.stage("prepare_data")
+    assert prepare.section(toy, None)["domain_code"] == hashlib.sha256(source).hexdigest()[:12]
+    assert "domain_code" not in prepare.section(melody, None)  # the code version covers it

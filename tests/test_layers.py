@@ -15,10 +15,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _root_folders() -> tuple[str, ...]:
+    """setup.py's ROOT_FOLDERS: the folders it maps into the package."""
+    for node in ast.parse((ROOT / "setup.py").read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ROOT_FOLDERS":
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py defines no ROOT_FOLDERS")
+
+
 # Repository folder -> the import package it installs as (setup.py's package_dir).
-FOLDERS = {"seqtutor": "seqtutor", "pipeline": "seqtutor.pipeline",
-           "components": "seqtutor.components", "data_prep": "seqtutor.data_prep",
-           "domains": "seqtutor.domains"}
+FOLDERS = {"seqtutor": "seqtutor", **{folder: f"seqtutor.{folder}" for folder in _root_folders()}}
 
 # Lowest first: (layer, the module prefixes it holds).
 LAYERS = (
@@ -101,8 +109,8 @@ def violation(importer: str, imported: str) -> str | None:
     """Why ``importer`` must not import ``imported``, or None."""
     if imported.startswith("<outside"):
         return "imports a root folder as a top-level package: use seqtutor.<folder>"
-    if imported not in MODULES:
-        return None  # an attribute of a package (``from seqtutor import __version__``)
+    if imported not in MODULES:  # (``from seqtutor import __version__`` names "seqtutor")
+        return "no such module in the package"
     mine, theirs = layer_of(importer), layer_of(imported)
     if theirs not in MAY_IMPORT[mine]:
         return f"the {mine} layer imports the {theirs} layer"
@@ -159,6 +167,8 @@ def test_the_checker_catches_an_upward_and_a_sideways_import():
     assert violation("seqtutor.components.evaluate", "seqtutor.components.report") is None
     assert violation("seqtutor.components.prepare_data", "seqtutor.data_prep.sequence_job") is None
     assert violation("seqtutor.rl.agent", "seqtutor.rl.policy") is None
+    assert violation("seqtutor.components.tune", "seqtutor.tune_agent") == \
+        "no such module in the package"
 
 
 def _finder_mapping(path: Path) -> dict:
@@ -214,3 +224,9 @@ def test_importing_seqtutor_selects_keras_2_in_a_fresh_process():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_every_module_is_in_a_layer(module):
     layer_of(module)
+
+
+def test_the_code_version_covers_every_mapped_folder():
+    from seqtutor import artifacts
+
+    assert set(artifacts._MAPPED_SUBPACKAGES) == set(_root_folders())

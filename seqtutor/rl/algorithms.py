@@ -16,12 +16,30 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import tensorflow as tf
-
 from seqtutor import plugins
-from seqtutor.rl import kl_control
+
+# TensorFlow is imported where a method computes, not here: config validation reads the table,
+# and loading a config (or `seqtutor --help`) should not wait for TensorFlow.
 
 Q_INITS = ("logits", "log_prior")
+
+
+def max_value(values, log_prior):
+    """max_a Q(s', a): Q-learning's and RL-only's next-state value."""
+    from seqtutor.rl import kl_control
+    return kl_control.max_value(values)
+
+
+def soft_value(values, log_prior):
+    """logsumexp_a Psi(s', a): Psi-learning's next-state value (Eq. 14)."""
+    from seqtutor.rl import kl_control
+    return kl_control.soft_value(values)
+
+
+def prior_weighted_value(values, log_prior):
+    """log sum_a p(a|s') exp(G(s', a)): G-learning's next-state value (Eq. 15)."""
+    from seqtutor.rl import kl_control
+    return kl_control.prior_weighted_value(values, log_prior)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +91,8 @@ class Algorithm:
 
     def policy_logits(self, values, log_prior):
         """Logits of the policy: softmax(Q) or softmax(Psi); log p(a|s) + G(s, a) for G."""
+        import tensorflow as tf
+
         if not self.policy_prior_weight:
             return values
         return values + self.policy_prior_weight * tf.cast(log_prior, values.dtype)
@@ -80,30 +100,28 @@ class Algorithm:
     def target_policy(self, target_values, log_prior):
         """Probabilities [..., V] of the policy whose value the backup estimates: greedy where
         the next-state value is a max, else the policy itself."""
+        import tensorflow as tf
+
         if self.greedy_backup:
             return tf.one_hot(tf.argmax(target_values, axis=-1), tf.shape(target_values)[-1],
                               dtype=target_values.dtype)
         return tf.nn.softmax(self.policy_logits(target_values, log_prior))
 
 
-Q = Algorithm(
-    "q", prior_reward_weight=1.0, next_value=lambda values, log_prior: kl_control.max_value(values),
-    policy_prior_weight=0.0, greedy_backup=True,
-    description="Q-learning with log prior augmentation (Eq. 3-5)")
-PSI = Algorithm(
-    "psi", prior_reward_weight=1.0,
-    next_value=lambda values, log_prior: kl_control.soft_value(values),
-    policy_prior_weight=0.0, greedy_backup=False,
-    description="generalised Psi-learning (Eq. 13-14)")
-G = Algorithm(
-    "g", prior_reward_weight=0.0, next_value=kl_control.prior_weighted_value,
-    policy_prior_weight=1.0, greedy_backup=False, zero_start=True,
-    description="G-learning (Eq. 15)")
-RL_ONLY = Algorithm(
-    "rl_only", prior_reward_weight=0.0,
-    next_value=lambda values, log_prior: kl_control.max_value(values),
-    policy_prior_weight=0.0, greedy_backup=True,
-    description="Q-learning on the task reward alone (the baseline)")
+Q = Algorithm("q", prior_reward_weight=1.0, next_value=max_value, policy_prior_weight=0.0,
+              greedy_backup=True,
+              description="Q-learning with log prior augmentation (Eq. 3-5)")
+PSI = Algorithm("psi", prior_reward_weight=1.0, next_value=soft_value, policy_prior_weight=0.0,
+                greedy_backup=False, description="generalised Psi-learning (Eq. 13-14)")
+G = Algorithm("g", prior_reward_weight=0.0, next_value=prior_weighted_value,
+              policy_prior_weight=1.0, greedy_backup=False, zero_start=True,
+              description="G-learning (Eq. 15)")
+RL_ONLY = Algorithm("rl_only", prior_reward_weight=0.0, next_value=max_value,
+                    policy_prior_weight=0.0, greedy_backup=True,
+                    description="Q-learning on the task reward alone (the baseline)")
+
+# Names of the other rows of evaluate's metrics and report.
+RESERVED_NAMES = ("mle", "data")
 
 # The table, in the order the report shows the algorithms (and the tuner salts its seeds).
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (Q, PSI, G, RL_ONLY)}
@@ -111,7 +129,9 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (Q, PSI, G, RL_ONLY)}
 
 def register(algorithm: Algorithm) -> Algorithm:
     """Add ``algorithm`` to the table (a name already there is an error)."""
-    if algorithm.name in ALGORITHMS or algorithm.name == "mle":
+    if not isinstance(algorithm, Algorithm):
+        raise TypeError(f"not an Algorithm: {algorithm!r}")
+    if algorithm.name in ALGORITHMS or algorithm.name in RESERVED_NAMES:
         raise ValueError(f"algorithm {algorithm.name!r} is already defined")
     ALGORITHMS[algorithm.name] = algorithm
     return algorithm
