@@ -131,7 +131,7 @@ def test_a_registered_algorithm_is_tuned_evaluated_reported_and_generated(
     workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
     config = config_lib.load_config(SMOKE, [
         ("prepare_data.beam_args", FAST_BEAM_ARGS), ("tune.algorithms", ["q2x"]),
-        ("tune.num_steps", 8192), ("tune.eval_every", 8192), ("tune.eval_episodes", 50),
+        ("tune.num_steps", 4096), ("tune.eval_every", 4096), ("tune.eval_episodes", 50),
         ("evaluate.models", ["mle", "q2x"]), ("evaluate.num_samples", 200)])
     results = runner.run_pipeline(config, workdir)
     assert [r.name for r in results] == ["prepare_data", "pretrain", "tune/q2x", "evaluate"]

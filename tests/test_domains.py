@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from seqtutor import config as config_lib, domains, layout, plugins, tfrecords
+from seqtutor.components import generate
 from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS
 from tests.toy_domain import DigitsDomain
@@ -45,8 +46,8 @@ def toy_config(path: Path, corpus: Path, domain: str = TOY) -> Path:
         "domain": domain,
         "prepare_data": {"input": [str(corpus)], "beam_args": FAST_BEAM_ARGS},
         "pretrain": {"lstm_units": [16], "batch_size": 16, "learning_rate": 0.01,
-                     "max_steps": 60, "eval_every": 30, "shuffle_buffer": 200},
-        "tune": {"c": 1.0, "num_steps": 2048, "exploration_steps": 1024,
+                     "max_steps": 40, "eval_every": 20, "shuffle_buffer": 200},
+        "tune": {"c": 1.0, "num_steps": 1024, "exploration_steps": 512,
                  "collect_episodes": 32, "batch_episodes": 8, "replay_capacity": 2000,
                  "eval_every": 1024, "eval_episodes": 50, "checkpoint_every": 1024,
                  "episode_length": 8},
@@ -78,10 +79,8 @@ def test_a_domain_named_by_import_path_runs_the_whole_pipeline(tmp_path):
     assert 0.1 < metrics["models"]["data"]["ascending_steps"] < 0.25
     report = (workdir / "evaluate" / layout.REPORT_FILE).read_text()
     assert "Digit frequencies" in report and "<pre>" in report
-    generated = seqtutor("generate", str(config), "--workdir", str(workdir), "--model", "psi",
-                         "--num", "5", "--out", str(tmp_path / "out"))
-    assert generated.returncode == 0, generated.stderr[-2000:]
-    assert len((tmp_path / "out" / "psi.txt").read_text().split()) == 5
+    paths = generate.generate(config_lib.load_config(config), workdir, "psi", 5, tmp_path / "out")
+    assert len(paths[0].read_text().split()) == 5
 
 
 @pytest.mark.parametrize("domain, tried", [
