@@ -80,15 +80,17 @@ def build_pipeline(pipeline: beam.Pipeline, files: list[str], output_dir: Path, 
             | "ListInputs" >> beam.Create(files)
             | "Spread" >> beam.Reshuffle()
             | "ReadCorpus" >> domain_class.corpus_reader(options))
-    # Identical sequences are kept once (the first source in sort order), dropped inputs all.
+    dropped = read | "Dropped" >> beam.Filter(lambda item: isinstance(item[1], DroppedInput))
+    # Identical sequences are kept once (the first source in sort order).
     unique = (read
-              | "KeyByContent" >> beam.Map(lambda item: (
-                  repr(item[1]) if isinstance(item[1], DroppedInput) else
-                  ",".join(str(int(t)) for t in item[1]) + "|seq", item))
+              | "Sequences" >> beam.Filter(lambda item: not isinstance(item[1], DroppedInput))
+              | "KeyByContent" >> beam.Map(lambda item: (tuple(int(t) for t in item[1]), item))
               | "GroupIdentical" >> beam.GroupByKey()
               | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(_STATS, main="records"))
-    records = unique.records | "Split" >> beam.ParDo(
-        _SplitFn(options.eval_fraction)).with_outputs(_STATS, main="records")
+    records = ((unique.records, dropped)
+               | "WithDropped" >> beam.Flatten()
+               | "Split" >> beam.ParDo(_SplitFn(options.eval_fraction)).with_outputs(
+                   _STATS, main="records"))
     for split in tfrecords.SPLITS:
         _ = (records.records
              | f"Select{split.title()}" >> beam.Filter(lambda r, s=split: r[0] == s)
@@ -104,14 +106,12 @@ def build_pipeline(pipeline: beam.Pipeline, files: list[str], output_dir: Path, 
 
 
 def _keep_first(group):
-    """One element per content key; the duplicates of a sequence are counted."""
-    key, items = group
-    items = sorted(items, key=lambda item: item[0])
-    if key.endswith("|seq"):
-        for _ in items[1:]:
-            yield beam.pvalue.TaggedOutput(_STATS, {"event": "duplicate"})
-        items = items[:1]
-    yield from items
+    """The first of identical sequences (by source); the others are counted as duplicates."""
+    _, items = group
+    first, *duplicates = sorted(items, key=lambda item: item[0])
+    for _ in duplicates:
+        yield beam.pvalue.TaggedOutput(_STATS, {"event": "duplicate"})
+    yield first
 
 
 def _summarise(events: list[dict], num_inputs: int) -> dict:

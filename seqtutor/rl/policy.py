@@ -102,8 +102,8 @@ def load_sampler(pretrain_dir: str | Path, tune_dir: str | Path | None,
     if model == MLE_MODEL:
         return sequence_model.PolicySampler(prior)
     algorithm = algorithms.get(model)
-    if tune_dir is None or not layout.is_complete(layout.tuned_dir(tune_dir, model)):
+    tuned = None if tune_dir is None else layout.tuned_dir(tune_dir, model)
+    if tuned is None or not layout.is_complete(tuned):
         return None
-    tuned = layout.tuned_dir(tune_dir, model)
     return sequence_model.PolicySampler(sequence_model.load_model(tuned, vocab), prior,
                                         prior_weight=algorithm.policy_prior_weight)
