@@ -6,10 +6,16 @@ from setuptools import find_packages, setup
 # one import package ``seqtutor`` (whose own modules are in ``seqtutor/``), so nothing generic
 # such as ``pipeline`` lands in site-packages.
 ROOT_FOLDERS = ("pipeline", "components", "data_prep", "domains")
-PACKAGE_DIR = {"seqtutor": "seqtutor", **{f"seqtutor.{folder}": folder for folder in ROOT_FOLDERS}}
+# Root folders of data alone, installed the same way: configs/*.yaml are the built-in configs
+# (seqtutor/configs/ installed; seqtutor.config.builtin_configs()).
+DATA_FOLDERS = {"configs": ["*.yaml"]}
+PACKAGE_DIR = {"seqtutor": "seqtutor",
+               **{f"seqtutor.{folder}": folder for folder in (*ROOT_FOLDERS, *DATA_FOLDERS)}}
 PACKAGES = ["seqtutor", *(f"seqtutor.{name}" for name in find_packages("seqtutor"))] + [
     f"seqtutor.{name}" for folder in ROOT_FOLDERS
-    for name in [folder, *(f"{folder}.{sub}" for sub in find_packages(folder))]]
+    for name in [folder, *(f"{folder}.{sub}" for sub in find_packages(folder))]] + [
+    f"seqtutor.{folder}" for folder in DATA_FOLDERS]
+PACKAGE_DATA = {f"seqtutor.{folder}": patterns for folder, patterns in DATA_FOLDERS.items()}
 
 # Versions that install together on Python 3.11 (tf-agents 0.18 needs Keras 2: tf-keras).
 INSTALL_REQUIRES = [
@@ -41,6 +47,7 @@ setup(
     python_requires=">=3.11,<3.12",
     package_dir=PACKAGE_DIR,
     packages=PACKAGES,
+    package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
     extras_require={"test": ["pytest==9.2.0"]},
     entry_points={"console_scripts": ["seqtutor=seqtutor.pipeline.cli:main"]},

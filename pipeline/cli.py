@@ -1,4 +1,4 @@
-"""The ``seqtutor`` command line (see ARCHITECTURE.md for the contract).
+"""The ``seqtutor`` command line (see docs/architecture.md for the contract).
 
 Beam pipeline options go after ``--`` on ``run`` and ``prepare-data``, as in Beam's own
 examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
@@ -18,7 +18,8 @@ from seqtutor.pipeline import runner
 from seqtutor.rl import algorithms as rl_algorithms
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="YAML config file (see configs/)")
+    parser.add_argument("config", help="a YAML config file, or a built-in config's name: "
+                        f"{', '.join(config_lib.builtin_configs())}")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="artifact directory (default: runs/<config name>/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],

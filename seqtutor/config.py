@@ -3,6 +3,12 @@
 Unknown keys and bad values are errors that name the key (``pretrain.batch_size: ...``).
 ``--set key.sub=value`` overrides one value; the value is parsed as YAML (``--set
 pretrain.lstm_units=[256,256]``).
+
+A config is a YAML file or the name of a built-in config (:func:`builtin_configs`: the files of
+the repository's configs/, installed as ``seqtutor/configs/``). ``extends: BASE`` at its top
+loads BASE first (a path relative to the extending file's folder, or a built-in config's name)
+and deep-merges the file onto it: mappings merge key by key, lists and scalars replace. The run
+name is never inherited: it defaults to the stem of the file that is loaded.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from seqtutor import plugins
 
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
                      "--direct_num_workers=0")
+EXTENDS_KEY = "extends"  # a config's base config (not a Config field)
 
 
 class ConfigError(ValueError):
@@ -52,7 +59,7 @@ class PretrainConfig(Options):
     l2: float = Field(2.5e-5, ge=0, description="L2 weight regularisation (paper: 2.5e-5).")
     skip_first_losses: int = Field(
         0, ge=0, description="Ignore the losses of the first N tokens of each sequence "
-        "(paper: 8; 0 trains generation from the zero state, see spec/melody.md).")
+        "(paper: 8; 0 trains generation from the zero state, see docs/melody.md).")
     max_steps: int = Field(20000, ge=1, description="Training step budget.")
     eval_every: int = Field(500, ge=1, description="Steps between evaluations/checkpoints.")
     eval_batches: int | None = Field(
@@ -73,13 +80,13 @@ class PretrainConfig(Options):
         "default", description="tf.distribute strategy (mirrored: all local GPUs).")
     mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
         False, description="Keras mixed-precision policy for training: mixed_float16 (GPUs; "
-        "true means this one) or mixed_bfloat16 (TPUs, and CPUs with AVX512-BF16 or AMX: 1.7-2x "
-        "faster steps of a 2 x LSTM(512) on a Zen 4 CPU, docs/benchmarks.md). The saved model "
-        "is float32 either way, so tune, evaluate and generate do not depend on it.")
+        "true means this one) or mixed_bfloat16 (TPUs, and CPUs with AVX512-BF16 or AMX, where "
+        "its steps are faster: docs/benchmarks.md). The saved model is float32 either way, so "
+        "tune, evaluate and generate do not depend on it.")
 
 
 class TuneConfig(Options):
-    """tune: Sequence Tutor's off-policy KL-control RL (spec/tuning.md)."""
+    """tune: Sequence Tutor's off-policy KL-control RL (docs/tuning.md)."""
 
     algorithms: list[str] = Field(
         default_factory=lambda: list(plugins.algorithm_table()), min_length=1,
@@ -322,15 +329,102 @@ def config_from_dict(raw: dict[str, Any], overrides: list = ()) -> Config:
         raise ConfigError(_format_errors(error)) from None
 
 
-def load_config(path: str | Path, overrides: list = ()) -> Config:
-    """Load a YAML config file; the run name defaults to the file's stem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+def builtin_config_dir() -> Path:
+    """The folder of the built-in configs: seqtutor/configs/ in an installed package, the
+    repository's configs/ in a source checkout (an editable install)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "configs"
+    if installed.is_dir() or not (here.parent / "setup.py").is_file():
+        return installed
+    return here.parent / "configs"
+
+
+def builtin_configs() -> tuple[str, ...]:
+    """The names of the built-in configs (``melody``, ``molecule``, ...), sorted."""
+    return tuple(sorted(path.stem for path in builtin_config_dir().glob("*.yaml")))
+
+
+def _builtin_path(name: str) -> Path | None:
+    """The file of the built-in config ``name`` (with or without .yaml), or None."""
+    stem = name.removesuffix(".yaml")
+    if "/" in name or "\\" in name or stem not in builtin_configs():
+        return None
+    return builtin_config_dir() / f"{stem}.yaml"
+
+
+def resolve_config(spec: str | Path) -> Path:
+    """The YAML file of a config argument: an existing file (it wins), else the built-in config
+    of that name; otherwise a ConfigError that lists the built-in names."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    builtin = _builtin_path(str(spec))
+    if builtin is not None:
+        return builtin
+    raise ConfigError(f"config {str(spec)!r}: no such file, and no built-in config of that "
+                      f"name (built-in configs: {', '.join(builtin_configs())})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    if isinstance(raw, dict):
-        raw.setdefault("name", path.stem)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: invalid config: the top level must be a mapping")
+    return raw
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` merged onto ``base`` (a new mapping): mappings merge key by key, anything
+    else (lists, scalars, null) in the overlay replaces the base's value."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _base_path(spec: Any, path: Path) -> Path:
+    """The file that ``extends: spec`` in the config file ``path`` names."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"{path}: {EXTENDS_KEY}: expected a config file or built-in config "
+                          f"name, got {spec!r}")
+    candidate = path.parent / spec
+    if candidate.is_file():
+        return candidate
+    builtin = _builtin_path(spec)
+    if builtin is not None:
+        return builtin
+    raise ConfigError(f"{path}: {EXTENDS_KEY}: {spec!r}: no such file ({candidate}), and no "
+                      f"built-in config of that name (built-in configs: "
+                      f"{', '.join(builtin_configs())})")
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw mapping of a config file with its ``extends`` chain merged in (unvalidated)."""
+    path = Path(path)
+    chain = (*_chain, path)
+    raw = _read_yaml(path)
+    if EXTENDS_KEY not in raw:
+        return raw
+    base_path = _base_path(raw.pop(EXTENDS_KEY), path)
+    resolved = [p.resolve() for p in chain]
+    if base_path.resolve() in resolved:
+        cycle = chain[resolved.index(base_path.resolve()):] + (base_path,)
+        raise ConfigError("configs extend each other in a cycle: "
+                          + " extends ".join(str(p) for p in cycle))
+    base = load_raw(base_path, chain)
+    base.pop("name", None)  # the run name is the loaded file's own
+    return deep_merge(base, raw)
+
+
+def load_config(path: str | Path, overrides: list = ()) -> Config:
+    """Load a YAML config file or a built-in config by name (:func:`resolve_config`), with its
+    ``extends`` chain merged in; the run name defaults to the file's stem."""
+    path = resolve_config(path)
+    raw = load_raw(path)
+    raw.setdefault("name", path.stem)
     return config_from_dict(raw, overrides)
