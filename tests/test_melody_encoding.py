@@ -1,4 +1,4 @@
-"""The melody encoding of spec/melody.md section 1: pitch mapping, transposition, folding."""
+"""The melody encoding of docs/melody.md section 1: pitch mapping, transposition, folding."""
 
 import numpy as np
 import pytest

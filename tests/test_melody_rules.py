@@ -1,4 +1,4 @@
-"""Music-theory reward (spec/melody.md section 2): every term on hand-written melodies, the
+"""Music-theory reward (docs/melody.md section 2): every term on hand-written melodies, the
 reference implementation's bugs (which we do not reproduce), and the vectorised detectors equal
 to the step-at-a-time reference."""
 

@@ -1,4 +1,4 @@
-"""Rule statistics (spec/melody.md section 4) on hand-written melodies, and the vectorised
+"""Rule statistics (docs/melody.md section 4) on hand-written melodies, and the vectorised
 statistics equal to a plain step-by-step loop over the reference rules."""
 
 import numpy as np

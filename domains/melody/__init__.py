@@ -1,1 +1,1 @@
-"""The melody domain (spec/melody.md)."""
+"""The melody domain (docs/melody.md)."""

@@ -12,7 +12,7 @@ from seqtutor.domains.melody.config import MelodyDataConfig, MelodyRewardConfig
 
 
 class MelodyDomain(Domain):
-    """Task reward and episode settings for melodies (spec/melody.md).
+    """Task reward and episode settings for melodies (docs/melody.md).
 
     Episodes start from a priming token drawn uniformly from all 38 classes (the reference
     never draws 37), which is input only, not part of the composition. Every episode has the
@@ -52,7 +52,7 @@ class MelodyDomain(Domain):
         return rules.task_reward(compositions, self.binding).astype(np.float32)
 
     def statistics(self, compositions: np.ndarray, log_prior: np.ndarray) -> dict[str, float]:
-        """The rule statistics of spec/melody.md section 4 (keys of ARCHITECTURE.md)."""
+        """The rule statistics of docs/melody.md section 4 (keys: statistics.STATISTIC_KEYS)."""
         return statistics.rule_statistics(compositions, log_prior, self.binding)
 
     def interval_counts(self, compositions: np.ndarray) -> dict[str, float]:

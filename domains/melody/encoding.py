@@ -1,4 +1,4 @@
-"""The melody encoding of spec/melody.md section 1: 38 tokens, one step per 16th note.
+"""The melody encoding of docs/melody.md section 1: 38 tokens, one step per 16th note.
 
 Token 0 is NO_EVENT (hold), token 1 is NOTE_OFF (rest starts), tokens 2..37 are note onsets of
 MIDI pitch ``token + 46`` (MIDI 48, C3 .. 83, B5). Melodies are transposed to C major / A minor

@@ -1,4 +1,4 @@
-"""The music-theory reward r_T of spec/melody.md section 2, vectorised over a batch.
+"""The music-theory reward r_T of docs/melody.md section 2, vectorised over a batch.
 
 ``detect(tokens)`` runs every rule's detector on a whole batch of compositions [B, L] at once
 and returns per-step arrays; ``reward_terms`` turns them into the nine reward terms, and the
@@ -37,7 +37,7 @@ _C_OR_E[list(C_NOTES + E_NOTES)] = True
 
 @dataclasses.dataclass
 class Detections:
-    """Per-step detector outputs for a batch [B, L] (see spec/melody.md sections 2 and 4)."""
+    """Per-step detector outputs for a batch [B, L] (see docs/melody.md sections 2 and 4)."""
 
     out_of_key: np.ndarray        # bool
     tonic: np.ndarray             # bool: rule 2 qualifies

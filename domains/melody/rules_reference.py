@@ -1,4 +1,4 @@
-"""The music-theory reward of spec/melody.md section 2, one step at a time, written as the spec
+"""The music-theory reward of docs/melody.md section 2, one step at a time, written as that page
 reads. It is the readable reference (and the "one melody at a time" baseline of the
 benchmarks); :mod:`domains.melody.rules` computes the same numbers vectorised over a batch and
 is tested equal to this module.
@@ -76,7 +76,7 @@ def repeats_excessively(composition, a: int, no_event: int, note_off: int) -> bo
 
 
 def autocorrelation(x, lag: int) -> float | None:
-    """rho_k of spec 2 rule 4 (population variance); None when x is constant."""
+    """rho_k of docs/melody.md section 2, rule 4 (population variance); None when x is constant."""
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     variance = x.var()

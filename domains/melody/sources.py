@@ -1,5 +1,5 @@
 """Melody corpus readers: MIDI files and music21's ABC folk-tune collections to NoteSequences,
-and NoteSequences to encoded melodies (spec/melody.md section 1).
+and NoteSequences to encoded melodies (docs/melody.md section 1).
 
 Every rejection has its own exception class carrying a short ``reason`` string; the Beam job
 catches :class:`DroppedInput` and counts each reason (a Beam counter and a line in stats.json).

@@ -1,4 +1,4 @@
-"""Rule statistics of spec/melody.md section 4 (the paper's Table 1), vectorised over N
+"""Rule statistics of docs/melody.md section 4 (the paper's Table 1), vectorised over N
 compositions with the same detectors as the reward (:func:`domains.melody.rules.detect`).
 
 Fractions are fractions (not percent). ``mean_log_prior`` and ``mean_task_reward`` come from the

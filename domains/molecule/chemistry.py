@@ -1,5 +1,5 @@
 """RDKit chemistry of the molecule domain: parsing, the property scores, and scoring many
-molecules across processes (spec/molecule.md section 2).
+molecules across processes (docs/molecule.md section 2).
 
 No TensorFlow here: worker processes import only this module, RDKit and numpy.
 """

@@ -10,7 +10,7 @@ from seqtutor.config import DEFAULT_BEAM_ARGS, Options
 
 
 class MoleculeDataConfig(Options):
-    """prepare_data for molecules: SMILES files and filters (spec/molecule.md)."""
+    """prepare_data for molecules: SMILES files and filters (docs/molecule.md)."""
 
     input: list[str] = Field(
         default_factory=list,
@@ -38,7 +38,7 @@ class MoleculeDataConfig(Options):
 
 
 class MoleculeRewardConfig(Options):
-    """Molecule task reward r_T (spec/molecule.md section 2), shared by tune and evaluate."""
+    """Molecule task reward r_T (docs/molecule.md section 2), shared by tune and evaluate."""
 
     valid: float = Field(10.0, description="Reward for a valid (RDKit-sanitised) molecule.")
     logp: float = Field(0.5, description="Weight of Crippen logP.")

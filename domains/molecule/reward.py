@@ -1,4 +1,4 @@
-"""The molecule task reward r_T and the Table 2 statistics (spec/molecule.md sections 2-3).
+"""The molecule task reward r_T and the Table 2 statistics (docs/molecule.md sections 2-3).
 
 r_T is given once, at the episode's last step (its EOS, or the cap); every other step gets 0.
 """
@@ -76,7 +76,7 @@ def unique_at(canonical: list[str], k: int) -> float:
 def statistics(canonical_valid: list[str], scores: chemistry.Scores, valid: np.ndarray,
                rewards: np.ndarray, log_prior: np.ndarray, mask: np.ndarray,
                training_set: set[str] | None) -> dict[str, float]:
-    """The statistic keys of ARCHITECTURE.md over N molecules.
+    """The statistics of docs/molecule.md section 3 (keys: STATISTIC_KEYS) over N molecules.
 
     Chemistry means are over the valid molecules; ``mean_log_prior`` is per token over the
     episodes' steps (EOS included); novelty needs the training set (NaN without it).

@@ -1,4 +1,4 @@
-"""SMILES tokens and the molecule vocabulary (spec/molecule.md section 1).
+"""SMILES tokens and the molecule vocabulary (docs/molecule.md section 1).
 
 Tokens: a bracket atom (``[nH]``, ``[C@@H]``, ``[O-]``) is one token, ``Cl`` and ``Br`` are one
 token each, a two-digit ring closure (``%10``) is one token, every other character is a token.
