@@ -5,12 +5,20 @@ Sections: the statistics of every model beside the data row and the paper's tabl
 details (melody: intervals per composition; molecule: outcomes); the tuning curves of every
 algorithm (the paper's Figure 2); samples of each model as the domain draws them (melody: piano
 rolls with MIDI and WAV; molecule: a grid of RDKit drawings).
+
+The statistics table reads like the paper's: fractions as percentages, other values as plain
+decimals with the same digits across a row, the best model of each row in bold (by the row's
+direction: higher, lower, or closer to zero is better; the data column and the paper's columns do
+not compete), and the paper's columns set apart under their own header. How a statistic is shown
+and ranked comes from the domain's ``statistic_info`` (``seqtutor.statistic.Statistic`` per
+key); a key the domain does not declare is a plain, unranked value.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +27,101 @@ from seqtutor import layout
 from seqtutor.config import MLE_MODEL
 from seqtutor.figures import figure, figure_uri
 from seqtutor.rl import algorithms
+from seqtutor.statistic import COUNT, FRACTION, HIGHER, LOWER, VALUE, ZERO, Statistic, undeclared
 
+DATA_COLUMN = "data"  # the eval split scored like a model (evaluate.DATA_ROW): a reference
+PAPER = "Jaques et al. 2017"
+
+ARROWS = {HIGHER: ("↑", "higher is better"), LOWER: ("↓", "lower is better"),
+          ZERO: ("→0", "closer to zero is better")}
+
+
+def statistic_info(domain, keys) -> dict[str, Statistic]:
+    """Each key's :class:`Statistic`: the domain's declaration (``statistic_info``), else a
+    plain unranked value (:func:`seqtutor.statistic.undeclared`)."""
+    declared = getattr(domain, "statistic_info", None) or {}
+    return {key: declared.get(key) or undeclared(key) for key in keys}
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, infinite, not a number)."""
+    if value is None or isinstance(value, (bool, str)):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def row_decimals(values) -> int:
+    """Decimals for the plain values of one row, by its largest magnitude: 1 from 100 up, 2
+    from 1, 3 below 1, more for a row of tiny values (two significant digits)."""
+    largest = max((abs(v) for v in map(_number, values) if v is not None), default=0.0)
+    if largest >= 100:
+        return 1
+    if largest >= 1:
+        return 2
+    if largest >= 0.01 or largest == 0:
+        return 3
+    return min(8, 1 - math.floor(math.log10(largest)))
+
+
+def _percent_digits(percent: float) -> str:
+    """A non-negative percentage as in the paper's Table 1: one decimal (0.0, 12.3, 100.0); a
+    tiny non-zero one with one significant digit (0.007, 0.04), below 0.001 '<0.001'."""
+    if percent == 0 or percent >= 0.1:
+        return f"{percent:,.1f}"
+    return "<0.001" if percent < 0.00095 else f"{percent:.1g}"
+
+
+def _shown(text: str) -> float:
+    """The number a formatted cell shows (ties are what the reader sees as equal)."""
+    digits = text.replace(",", "").replace("%", "").replace(" pp", "").replace("+", "")
+    return 0.0005 if digits == "<0.001" else float(digits)
+
+
+def format_value(value, unit: str = VALUE, decimals: int = 3) -> str:
+    """One cell's text: a fraction as a percentage ('12.3%'), a count as an integer ('1,204'),
+    anything else as a plain decimal with ``decimals`` digits; '' for a missing value."""
+    number = _number(value)
+    if number is None:
+        return ""
+    if number.is_integer() and (unit == COUNT or (
+            unit == VALUE and isinstance(value, (int, np.integer)))):
+        return f"{int(number):,}"
+    if unit == FRACTION:
+        digits = _percent_digits(abs(number) * 100)
+        return ("-" if number < 0 and digits not in ("0.0", "<0.001") else "") + digits + "%"
+    if number != 0 and (abs(number) >= 1e9 or abs(number) < 1e-8):
+        return f"{number:.3g}"  # only extreme magnitudes in scientific notation
+    text = f"{number:,.{decimals}f}"
+    return text.lstrip("-") if _shown(text) == 0 else text
+
+
+def format_difference(value, unit: str = VALUE, decimals: int = 3) -> str:
+    """A signed difference: of fractions in percentage points ('+1.2 pp'), else a decimal."""
+    number = _number(value)
+    if number is None:
+        return ""
+    if unit == FRACTION:
+        digits = _percent_digits(abs(number) * 100)
+        sign = "" if digits == "0.0" else "+" if number > 0 else "-"
+        return f"{sign}{digits} pp"
+    text = format_value(abs(number), unit, decimals)
+    return text if _shown(text) == 0 else ("+" if number > 0 else "-") + text
+
+
+def best_of(shown: dict[str, float | None], better: str | None) -> set[str]:
+    """The names whose shown value is best in direction ``better``; every tied one; none when
+    the row is not ranked, fewer than two values compete, or all of them tie."""
+    values = {name: v for name, v in shown.items() if v is not None}
+    if better is None or len(values) < 2:
+        return set()
+    score = {HIGHER: lambda v: -v, LOWER: lambda v: v, ZERO: abs}[better]
+    top = min(score(v) for v in values.values())
+    winners = {name for name, v in values.items() if score(v) == top}
+    return winners if len(winners) < len(values) else set()
 
 
 def curves_png(curves: dict[str, list[dict]]) -> str | None:
@@ -37,35 +139,75 @@ def curves_png(curves: dict[str, list[dict]]) -> str | None:
     return figure_uri(fig)
 
 
-def _cell(value) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) \
-        else f"{value:.4g}"
+def _td(text: str, classes: list[str], missing: str = "") -> str:
+    if not text and missing:
+        text, classes = missing, [*classes, "na"]
+    cls = f" class='{' '.join(classes)}'" if classes else ""
+    return f"<td{cls}>{text}</td>"
 
 
-def statistics_table(models: dict[str, dict], keys, paper: dict) -> str:
+def _row_label(key: str, statistic: Statistic) -> str:
+    arrow = ARROWS.get(statistic.better)
+    mark = (f"<span class='dir' title='{arrow[1]}'>{arrow[0]}</span>" if arrow else "")
+    return (f"<th class='stat' title='{html.escape(key)}'>{html.escape(statistic.label)}"
+            f"{mark}</th>")
+
+
+def statistics_table(models: dict[str, dict], keys, paper: dict,
+                     info: dict[str, Statistic] | None = None) -> str:
     """Models side by side, the MLE row's distance to the data, and the paper's table
-    (``paper``: {"columns": names, "rows": {key: values}})."""
+    (``paper``: {"columns": names, "rows": {key: values}}, optionally "source").
+
+    ``info``: each key's :class:`Statistic` (default: :func:`statistic_info` without a domain).
+    The best model of each ranked row is in bold (class ``best``); the data column, the
+    difference and the paper's columns (class ``paper``) do not compete.
+    """
+    info = info if info is not None else statistic_info(None, keys)
     names = [m for m in model_order() if m in models]
-    compare = "data" in models and "mle" in models
+    contenders = [n for n in names if n != DATA_COLUMN]
+    compare = DATA_COLUMN in models and MLE_MODEL in models
+    columns = tuple(paper.get("columns", ()))
+    source = html.escape(str(paper.get("source", PAPER)))
+    group = (f"<tr><th rowspan='2' class='stat'>statistic</th>"
+             f"<th colspan='{len(names) + compare}' class='group run'>this run</th>"
+             + (f"<th colspan='{len(columns)}' class='group paper first'>paper ({source})</th>"
+                if columns else "") + "</tr>")
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
-    head += "<th>mle - data</th>" if compare else ""
-    columns = paper.get("columns", ())
-    paper_head = "".join(f"<th class='paper'>paper {n}</th>" for n in columns)
+    head += f"<th class='diff'>{MLE_MODEL} − {DATA_COLUMN}</th>" if compare else ""
+    head += "".join(f"<th class='paper{' first' if i == 0 else ''}' "
+                    f"title='paper {html.escape(n)} ({source})'>{html.escape(n)}</th>"
+                    for i, n in enumerate(columns))
     rows = []
     for key in keys:
-        cells = "".join(f"<td>{_cell(models[n].get(key))}</td>" for n in names)
+        statistic = info.get(key) or statistic_info(None, [key])[key]
+        values = {n: models[n].get(key) for n in names}
+        paper_values = list(paper.get("rows", {}).get(key, ()))
+        paper_values += [None] * (len(columns) - len(paper_values))
+        decimals = row_decimals([*values.values(), *paper_values])
+        texts = {n: format_value(v, statistic.unit, decimals) for n, v in values.items()}
+        best = best_of({n: _shown(texts[n]) if texts[n] else None for n in contenders},
+                       statistic.better)
+        cells = []
+        for n in names:
+            text = f"<b>{texts[n]}</b>" if n in best else texts[n]
+            classes = (["ref"] if n == DATA_COLUMN else []) + (["best"] if n in best else [])
+            cells.append(_td(text, classes, missing="–"))
         if compare:
-            cells += f"<td>{_cell(models['mle'][key] - models['data'][key])}</td>"
-        values = paper.get("rows", {}).get(key, (None,) * len(columns))
-        paper_cells = "".join(f"<td class='paper'>{_cell(v)}</td>" for v in values)
-        rows.append(f"<tr><th>{key}</th>{cells}{paper_cells}</tr>")
-    return (f"<table><thead><tr><th>statistic</th>{head}{paper_head}</tr></thead>"
+            mle, data = _number(values[MLE_MODEL]), _number(values[DATA_COLUMN])
+            difference = None if mle is None or data is None else mle - data
+            cells.append(_td(format_difference(difference, statistic.unit, decimals), ["diff"],
+                             missing="–"))
+        cells += [_td(format_value(v, statistic.unit, decimals),
+                      ["paper", "first"] if i == 0 else ["paper"])
+                  for i, v in enumerate(paper_values)]
+        rows.append(f"<tr>{_row_label(key, statistic)}{''.join(cells)}</tr>")
+    return (f"<table class='statistics'><thead>{group}<tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def model_order() -> tuple[str, ...]:
     """The report's columns: the data, the MLE model, then the algorithm table's order."""
-    return ("data", MLE_MODEL, *algorithms.names())
+    return (DATA_COLUMN, MLE_MODEL, *algorithms.names())
 
 
 def read_curves(tune_dir: Path | None) -> dict[str, list[dict]]:
@@ -79,14 +221,44 @@ def read_curves(tune_dir: Path | None) -> dict[str, list[dict]]:
     return curves
 
 
-def details_table(details: dict[str, dict], title: str) -> str:
+def details_table(details: dict[str, dict], title: str, unit: str = VALUE,
+                  row_units: dict[str, str] | None = None) -> str:
+    """The domain's details per model, in ``unit`` but for the rows of ``row_units``."""
     names = [m for m in model_order() if m in details]
     kinds = list(next(iter(details.values())))
-    rows = "".join(f"<tr><th>{html.escape(kind)}</th>"
-                   + "".join(f"<td>{_cell(details[n].get(kind))}</td>" for n in names) + "</tr>"
-                   for kind in kinds)
+    rows = []
+    for kind in kinds:
+        values = [details[n].get(kind) for n in names]
+        decimals = row_decimals(values)
+        row_unit = (row_units or {}).get(kind, unit)
+        rows.append(f"<tr><th class='stat'>{html.escape(kind.replace('_', ' '))}</th>"
+                    + "".join(_td(format_value(v, row_unit, decimals),
+                                  ["ref"] if n == DATA_COLUMN else [], missing="–")
+                              for n, v in zip(names, values)) + "</tr>")
     return (f"<h2>{html.escape(title)}</h2><table><thead><tr><th></th>"
-            + "".join(f"<th>{n}</th>" for n in names) + f"</tr></thead>{rows}</table>")
+            + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+            + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1200px}"
+    "table{border-collapse:collapse;font-variant-numeric:tabular-nums;margin-bottom:1em}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "thead th{background:#f2f2f2}"
+    "th.stat{text-align:left;font-weight:normal;white-space:nowrap}"
+    "thead th.stat{font-weight:bold}"
+    "th.group{text-align:center}"
+    ".dir{color:#888;font-size:85%;margin-left:.5em}"
+    "td.ref{font-style:italic;color:#333}"
+    "td.diff,th.diff{color:#555;background:#fafafa}"
+    "td.best{font-weight:bold;background:#d9f0d3}"
+    "td.na{color:#bbb;text-align:center}"
+    ".paper{color:#888;background:#f6f6f6}"
+    "thead th.paper{background:#e9e9e9;color:#777;font-weight:normal}"
+    "thead th.group.paper{font-style:italic}"
+    ".first{border-left:3px double #888}"
+    "img{max-width:100%}"
+)
 
 
 def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
@@ -95,26 +267,30 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
 
     ``samples``: a few episodes (actions) per model, drawn by ``domain.samples_html``.
     """
+    keys = domain.statistic_keys
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Sequence Tutor report</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}.paper{color:#777}img{max-width:100%}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         "<h1>Sequence Tutor: evaluation</h1>",
         f"<p>{metrics['num_samples']:,} samples per model, domain {metrics['domain']}"
         + (f", rule name binding <code>{html.escape(str(metrics['name_binding']))}</code>"
            if "name_binding" in metrics else "")
-        + ". Fractions are fractions; the grey columns are the paper's table (its corpus and "
-        "models differ: read every model against the data row).</p>",
+        + ". Fractions are shown as percentages (differences in percentage points, pp). "
+        "<b>Bold</b>: the best model of the row (↑ higher, ↓ lower, →0 closer to zero is "
+        "better); the <i>data</i> column is the reference, not a contender. The grey columns "
+        "on the right are the paper's table (its corpus and models differ: read every model "
+        "against the data column).</p>",
     ]
     if metrics.get("missing_models"):
         parts.append(f"<p>Not tuned, so not evaluated: "
                      f"{html.escape(', '.join(metrics['missing_models']))}.</p>")
     parts += ["<h2>Statistics</h2>",
-              statistics_table(metrics["models"], domain.statistic_keys, domain.paper_table)]
+              statistics_table(metrics["models"], keys, domain.paper_table,
+                               statistic_info(domain, keys))]
     details = metrics.get(domain.details_key)
     if details:
-        parts.append(details_table(details, domain.details_key.replace("_", " ").capitalize()))
+        parts.append(details_table(details, domain.details_key.replace("_", " ").capitalize(),
+                                   domain.details_unit, domain.details_row_units))
     curve_image = curves_png(curves)
     if curve_image:
         parts += ["<h2>Training curves (paper Figure 2)</h2>",

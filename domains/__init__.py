@@ -15,8 +15,11 @@ directory or None). It declares:
   (``module:function``) of ``run_job(options, output_dir) -> stats``, which writes the
   TFRecord dataset (``seqtutor.tfrecords``), vocab.json and stats.json;
 - ``name``, ``num_tokens``, ``end_token`` (None: fixed-length episodes), ``statistic_keys``,
-  ``paper_table`` (``{"columns": [...], "rows": {key: values}}``, may be empty),
-  ``details_key`` and ``sample_suffix``;
+  ``statistic_info`` (key -> ``seqtutor.statistic.Statistic``: label, unit, which way is better;
+  an undeclared key is shown as a plain, unranked value), ``paper_table`` (``{"source": ...,
+  "columns": [...], "rows": {key: values}}``, may be empty), ``details_key``, ``details_unit``
+  and ``details_row_units`` (the unit of the details table's rows, and of any row that differs)
+  and ``sample_suffix``;
 - for tuning: ``episode_length(configured)``, ``priming_tokens(rng, count)`` (the input before
   the first action), ``step_mask(actions)`` (the steps inside each episode),
   ``task_reward(actions [B, T]) -> [B, T]`` and, for the curves, ``curve_fields`` and
@@ -35,7 +38,7 @@ import path (``domain: mypackage.module:MyDomain``) or by a ``seqtutor.domains``
 
 from __future__ import annotations
 
-from seqtutor import plugins
+from seqtutor import plugins, statistic
 
 # name -> class, or "module:Class" (imported when first used, so that one domain's
 # dependencies do not load for another).
@@ -51,7 +54,10 @@ class Domain:
 
     # The statistics of each tuning-curve point that the domain adds to the mean r_T.
     curve_fields: tuple[str, ...] = ()
+    statistic_info: dict = {}
     paper_table: dict = {}
+    details_unit: str = statistic.VALUE
+    details_row_units: dict[str, str] = {}
     prepare_data_job: str | None = None  # None: the shared job over corpus_reader
 
     def metrics_extras(self) -> dict:

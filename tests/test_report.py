@@ -1,16 +1,30 @@
-"""The evaluation report opens in headless Chromium with every picture and sound loaded."""
+"""The evaluation report: its statistics table reads like the paper's (fractions as
+percentages, plain decimals otherwise, the best model of each row in bold by the row's direction,
+the paper's columns apart), and it opens in headless Chromium with every picture and sound
+loaded."""
 
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
 
 from seqtutor.components import report
-from seqtutor import domains
-from seqtutor.domains.melody.statistics import STATISTIC_KEYS
+from seqtutor import domains, plugins
+from seqtutor.domains.melody.statistics import STATISTIC_KEYS, STATISTICS as MELODY
 from seqtutor.domains.melody.config import MelodyRewardConfig
+from seqtutor.domains.molecule.reward import STATISTICS as MOLECULE
+from seqtutor.statistic import FRACTION, HIGHER, LOWER, Statistic
+
+
+class BuiltIn:  # both built-in domains' declarations, as a domain would hold them
+    statistic_info = {**MELODY, **MOLECULE}
+
+
+def statistics_table(models, keys, paper):
+    return report.statistics_table(models, keys, paper, report.statistic_info(BuiltIn, keys))
 
 CHROMIUM = shutil.which("chromium")
 # Appended to a copy of the report: once loaded, the page title tells whether every image
@@ -68,7 +82,8 @@ def synthetic_molecule_report(tmp_path):
         actions[row, :len(ids)] = ids
     models = {name: {key: 0.5 for key in reward.STATISTIC_KEYS} for name in ("data", "mle")}
     metrics = {"domain": "molecule", "num_samples": 5, "models": models, "missing_models": [],
-               "outcomes": {name: {"valid": 0.8} for name in models}}
+               "outcomes": {name: {"valid": 0.8, "scoring_errors": 2 if name == "data" else 0}
+                            for name in models}}
     return report.write_report(tmp_path, metrics, {name: actions for name in models}, {}, domain)
 
 
@@ -76,6 +91,162 @@ def test_molecule_report_draws_the_valid_molecules(tmp_path):
     text = synthetic_molecule_report(tmp_path).read_text()
     assert text.count("alt='molecules of") == 2 and "paper Psi" in text
     assert "C1CC(" in text  # the invalid string is listed, not drawn
+
+
+class _Table(HTMLParser):
+    """The statistics table's cells: {row key: {column: (classes, text)}}. A row is named by its
+    header's title (the statistic's key), a column by the second header row ("paper MLE" for
+    the paper's MLE column)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.columns, self.rows, self.header_rows, self.cell, self.row = [], {}, 0, None, None
+        start = text.index("<table class='statistics'>")
+        self.feed(text[start:text.index("</table>", start)])
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and not self.rows:
+            self.header_rows += 1
+        if tag in ("td", "th"):
+            self.cell = [attrs.get("class", "").split(), "", attrs.get("title")]
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell[1] += data
+
+    def handle_endtag(self, tag):
+        if tag not in ("td", "th") or self.cell is None:
+            return
+        classes, text, title = self.cell
+        self.cell = None
+        if tag == "th" and "stat" in classes and title:  # a body row's header
+            self.row = self.rows.setdefault(title, {})
+        elif tag == "td":
+            self.row[self.columns[len(self.row)]] = (classes, text)
+        elif self.header_rows == 2:
+            self.columns.append(("paper " if "paper" in classes else "") + text)
+
+
+def table(models, keys, paper=None, info=None):
+    info = info if info is not None else report.statistic_info(BuiltIn, keys)
+    return _Table(report.statistics_table(models, keys, paper or {}, info)).rows
+
+
+@pytest.mark.parametrize("value, text", [
+    (0.0, "0.0%"), (1.0, "100.0%"), (0.123, "12.3%"), (0.12349, "12.3%"), (0.6331, "63.3%"),
+    (9.375e-05, "0.009%"), (0.0002, "0.02%"), (0.00107, "0.1%"), (1e-9, "<0.001%"),
+    (float("nan"), ""), (None, "")])
+def test_fractions_are_percentages_with_one_decimal(value, text):
+    assert report.format_value(value, report.FRACTION) == text
+
+
+def test_values_are_plain_decimals_with_the_rows_digits():
+    assert report.row_decimals([-0.16, 0.55]) == 3 and report.row_decimals([2.07, 4.2]) == 2
+    assert report.row_decimals([-300.52, 79.4]) == 1 and report.row_decimals([0.0002]) == 5
+    assert report.format_value(-0.16, report.VALUE, 3) == "-0.160"
+    assert report.format_value(-300.52, report.VALUE, 1) == "-300.5"
+    assert report.format_value(12345.67, report.VALUE, 1) == "12,345.7"
+    assert report.format_value(-0.0001, report.VALUE, 3) == "0.000"  # no negative zero
+    assert report.format_value(3, report.VALUE) == "3" and report.format_value(7.0, "count") == "7"
+    for magnitude in (1e-6, 1e-4, 0.01, 0.5, 3, 42, 777, 1e5, 1e8):
+        text = report.format_value(-magnitude, report.VALUE, report.row_decimals([magnitude]))
+        assert "e" not in text and float(text.replace(",", "")) != 0, text
+    assert report.format_difference(0.012, report.FRACTION) == "+1.2 pp"
+    assert report.format_difference(-0.5, report.VALUE, 2) == "-0.50"
+    assert report.format_difference(0.0, report.FRACTION) == "0.0 pp"
+
+
+def test_the_statistics_table_formats_each_row_by_its_unit():
+    models = {"data": {"repeated_notes": 0.5, "mean_task_reward": -292.13},
+              "mle": {"repeated_notes": 9.375e-05, "mean_task_reward": 79.4}}
+    rows = table(models, ["repeated_notes", "mean_task_reward"])
+    assert rows["repeated_notes"]["mle"][1] == "0.009%"
+    assert rows["repeated_notes"]["mle − data"][1] == "-50.0 pp"
+    assert rows["mean_task_reward"]["data"][1] == "-292.1"
+    assert rows["mean_task_reward"]["mle"][1] == "79.4"
+
+
+def best(row):
+    return sorted(column for column, (classes, _) in row.items() if "best" in classes)
+
+
+def test_the_best_model_is_marked_by_the_rows_direction():
+    models = {"data": {"repeated_notes": 0.0, "notes_in_motif": 0.99, "autocorr_lag1": 0.0},
+              "mle": {"repeated_notes": 0.6, "notes_in_motif": 0.3, "autocorr_lag1": -0.3},
+              "q": {"repeated_notes": 0.1, "notes_in_motif": 0.7, "autocorr_lag1": -0.05},
+              "psi": {"repeated_notes": 0.2, "notes_in_motif": 0.8, "autocorr_lag1": 0.1}}
+    paper = {"columns": ("MLE", "Q"), "rows": {"repeated_notes": (0.0, 0.0),
+                                              "notes_in_motif": (0.9, 0.95)}}
+    rows = table(models, ["repeated_notes", "notes_in_motif", "autocorr_lag1"], paper)
+    assert best(rows["repeated_notes"]) == ["q"]  # lower is better; data and paper do not count
+    assert best(rows["notes_in_motif"]) == ["psi"]  # higher is better
+    assert best(rows["autocorr_lag1"]) == ["q"]  # closer to zero is better
+    classes, text = rows["repeated_notes"]["q"]
+    assert text == "10.0%"
+    assert "<td class='best'><b>10.0%</b></td>" in statistics_table(
+        models, ["repeated_notes"], paper)
+
+
+def test_ties_are_all_marked_but_a_row_all_tied_is_not():
+    models = {"mle": {"valid": 0.1231, "mean_qed": 0.5, "int_div1": 0.4},
+              "q": {"valid": 0.1229, "mean_qed": 0.5, "int_div1": 0.2},  # both show 12.3%
+              "psi": {"valid": 0.05, "mean_qed": 0.5, "int_div1": float("nan")}}
+    rows = table(models, ["valid", "mean_qed", "int_div1"])
+    assert best(rows["valid"]) == ["mle", "q"]
+    assert best(rows["mean_qed"]) == []
+    assert best(rows["int_div1"]) == ["mle"]  # NaN does not compete
+    assert rows["int_div1"]["psi"] == (["na"], "–")
+    assert best(table({"mle": {"valid": 0.5}}, ["valid"])["valid"]) == []  # nothing to beat
+
+
+def test_the_papers_columns_are_apart_under_their_own_header():
+    models = {"data": {"valid": 0.9}, "mle": {"valid": 0.5}, "psi": {"valid": 0.2}}
+    paper = {"columns": ("MLE", "Psi"), "rows": {"valid": (0.303, 0.358)}}
+    text = statistics_table(models, ["valid"], paper)
+    assert "class='group run'>this run</th>" in text
+    assert "class='group paper first'>paper (Jaques et al. 2017)</th>" in text
+    rows = _Table(text).rows
+    assert rows["valid"]["paper MLE"] == (["paper", "first"], "30.3%")
+    assert rows["valid"]["paper Psi"] == (["paper"], "35.8%")
+    assert best(rows["valid"]) == ["mle"]  # the paper's 35.8% and the data's 90% do not compete
+    assert "paper (Jaques et al. 2017)" not in statistics_table(models, ["valid"], {})
+    assert ">paper (Jaques et al. 2017, Table 2)</th>" in statistics_table(
+        models, ["valid"], {**paper, "source": "Jaques et al. 2017, Table 2"})
+
+
+def test_a_domains_declaration_rules_and_undeclared_keys_are_plain():
+    class Declared:
+        statistic_info = {"ascending_steps": Statistic("ascending steps", FRACTION, HIGHER),
+                          "valid": Statistic("parsed", FRACTION, LOWER)}
+
+    info = report.statistic_info(Declared(), ["ascending_steps", "valid", "mystery_key"])
+    assert info["valid"] == Statistic("parsed", "fraction", "lower")
+    assert info["mystery_key"] == Statistic("mystery key", "value", None)
+    models = {"mle": {"ascending_steps": 0.25, "mystery_key": 0.25},
+              "q": {"ascending_steps": 0.5, "mystery_key": 0.5}}
+    rows = table(models, ["ascending_steps", "mystery_key"], info=info)
+    assert rows["ascending_steps"]["q"] == (["best"], "50.0%")
+    assert rows["mystery_key"]["q"] == ([], "0.500") and best(rows["mystery_key"]) == []
+    with pytest.raises(ValueError, match="unit"):
+        Statistic("x", unit="percent")
+
+
+def test_the_melody_report_shows_the_tables_units(tmp_path):
+    text = synthetic_report(tmp_path).read_text()
+    rows = _Table(text).rows
+    assert rows["repeated_notes"]["paper MLE"][1] == "63.3%"
+    assert rows["notes_in_repeated_motif"]["paper MLE"][1] == "0.007%"
+    assert rows["autocorr_lag1"]["paper MLE"][1] == "-0.160"
+    assert all(len(best(rows[key])) >= 1 for key in ("repeated_notes", "mean_task_reward"))
+    tables = text[text.index("<h2>Statistics</h2>"):text.index("<h2>Training curves")]
+    assert not re.search(r"\de[-+]?\d", tables)  # no scientific notation
+
+
+def test_the_molecule_reports_outcomes_are_percentages_and_errors_counts(tmp_path):
+    text = synthetic_molecule_report(tmp_path).read_text()
+    assert "<th class='stat'>valid</th><td class='ref'>80.0%</td><td>80.0%</td>" in text
+    assert "<th class='stat'>scoring errors</th><td class='ref'>2</td><td>0</td>" in text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
@@ -97,3 +268,10 @@ def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path, 
     subprocess.run(common + ["--window-size=1200,2000", f"--screenshot={shot}", path.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_every_built_in_statistic_declares_how_it_reads():
+    for name in ("melody", "molecule"):
+        domain = plugins.domain_class(name)
+        assert tuple(domain.statistic_info) == tuple(domain.statistic_keys), name
+        assert all(isinstance(s, Statistic) for s in domain.statistic_info.values()), name

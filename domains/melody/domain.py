@@ -26,6 +26,7 @@ class MelodyDomain(Domain):
     num_tokens = encoding.NUM_TOKENS
     end_token = None
     statistic_keys = statistics.STATISTIC_KEYS
+    statistic_info = statistics.STATISTICS
     paper_table = statistics.PAPER_TABLE_1
     details_key = "intervals_per_composition"
     sample_suffix = ".npz"

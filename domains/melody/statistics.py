@@ -11,13 +11,28 @@ import numpy as np
 
 from seqtutor.domains.melody import rules
 from seqtutor.domains.melody.encoding import TONIC
+from seqtutor.statistic import COMMON, FRACTION, HIGHER, LOWER, VALUE, ZERO, Statistic
 
-STATISTIC_KEYS = ("repeated_notes", "autocorr_lag1", "autocorr_lag2", "autocorr_lag3",
-                  "notes_not_in_key", "starts_with_tonic", "leaps_resolved", "unique_max_note",
-                  "unique_min_note", "notes_in_motif", "notes_in_repeated_motif",
-                  "mean_log_prior", "mean_task_reward")
+# Each statistic, in the paper's order, as the report shows and ranks it: the first block
+# should fall, the second rise; rule 4 penalises |autocorrelation|, so closer to 0 is better.
+STATISTICS: dict[str, Statistic] = {
+    "repeated_notes": Statistic("notes excessively repeated", FRACTION, LOWER),
+    "autocorr_lag1": Statistic("mean autocorrelation, lag 1", VALUE, ZERO),
+    "autocorr_lag2": Statistic("mean autocorrelation, lag 2", VALUE, ZERO),
+    "autocorr_lag3": Statistic("mean autocorrelation, lag 3", VALUE, ZERO),
+    "notes_not_in_key": Statistic("notes not in key", FRACTION, LOWER),
+    "starts_with_tonic": Statistic("starts with tonic", FRACTION, HIGHER),
+    "leaps_resolved": Statistic("leaps resolved", FRACTION, HIGHER),
+    "unique_max_note": Statistic("unique max note", FRACTION, HIGHER),
+    "unique_min_note": Statistic("unique min note", FRACTION, HIGHER),
+    "notes_in_motif": Statistic("notes in motif", FRACTION, HIGHER),
+    "notes_in_repeated_motif": Statistic("notes in repeated motif", FRACTION, HIGHER),
+    **COMMON,
+}
+STATISTIC_KEYS = tuple(STATISTICS)
 # Paper Table 1 (Jaques et al. 2017), as fractions: MLE, Q, Psi, G.
 PAPER_TABLE_1 = {
+    "source": "Jaques et al. 2017, Table 1",
     "columns": ("MLE", "Q", "Psi", "G"),
     "rows": {
         "repeated_notes": (0.633, 0.0, 0.0002, 0.0003),

@@ -10,6 +10,7 @@ import numpy as np
 from seqtutor.domains import Domain
 from seqtutor.domains.molecule import chemistry, reward, tokens as smiles_tokens
 from seqtutor.domains.molecule.config import MoleculeDataConfig, MoleculeRewardConfig
+from seqtutor.statistic import COUNT, FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,11 @@ class MoleculeDomain(Domain):
     reward_config = MoleculeRewardConfig
     prepare_data_job = "seqtutor.data_prep.molecule_job:run_job"
     statistic_keys = reward.STATISTIC_KEYS
+    statistic_info = reward.STATISTICS
     paper_table = reward.PAPER_TABLE_2
     details_key = "outcomes"
+    details_unit = FRACTION  # of the episodes
+    details_row_units = {"scoring_errors": COUNT}
     sample_suffix = ".smi"
     curve_fields = ("valid",)
 

@@ -10,12 +10,26 @@ import math
 import numpy as np
 
 from seqtutor.domains.molecule import chemistry
+from seqtutor.statistic import COMMON, FRACTION, HIGHER, VALUE, Statistic
 
-STATISTIC_KEYS = ("valid", "mean_logp", "mean_qed", "mean_sa_penalty", "mean_ring_penalty",
-                  "unique_at_1k", "unique_at_10k", "novelty", "int_div1", "mean_log_prior",
-                  "mean_task_reward")
+# Each statistic as the report shows and ranks it (the SA and ring penalties are negated, so
+# higher is better for every one).
+STATISTICS: dict[str, Statistic] = {
+    "valid": Statistic("valid", FRACTION, HIGHER),
+    "mean_logp": Statistic("mean logP", VALUE, HIGHER),
+    "mean_qed": Statistic("mean QED", VALUE, HIGHER),
+    "mean_sa_penalty": Statistic("mean SA penalty (-SA)", VALUE, HIGHER),
+    "mean_ring_penalty": Statistic("mean ring penalty", VALUE, HIGHER),
+    "unique_at_1k": Statistic("unique@1k", FRACTION, HIGHER),
+    "unique_at_10k": Statistic("unique@10k", FRACTION, HIGHER),
+    "novelty": Statistic("novelty", FRACTION, HIGHER),
+    "int_div1": Statistic("IntDiv1", VALUE, HIGHER),
+    **COMMON,
+}
+STATISTIC_KEYS = tuple(STATISTICS)
 # Paper Table 2 (Jaques et al. 2017): MLE and Sequence Tutor (Psi); valid as a fraction.
 PAPER_TABLE_2 = {
+    "source": "Jaques et al. 2017, Table 2",
     "columns": ("MLE", "Psi"),
     "rows": {"valid": (0.303, 0.358), "mean_logp": (2.07, 4.21), "mean_qed": (0.678, 0.417),
              "mean_sa_penalty": (-2.77, -1.79), "mean_ring_penalty": (-0.096, -0.001)},
