@@ -1,11 +1,5 @@
-"""Performance scripts; their latest figures live in docs/benchmarks.md."""
-
-import os
-import platform
+"""Benchmark scripts (``python -m benchmarks.<name>``); each one's docstring gives its command
+and output, docs/figures.md their latest figures, benchmarks/common.py what they share, and
+tests/test_benchmarks.py runs each one with ``--smoke``."""
 
 import seqtutor  # noqa: F401  (selects Keras 2 before any benchmark imports TensorFlow)
-
-
-def machine() -> str:
-    """The machine a figure came from, as the benchmarks print it."""
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

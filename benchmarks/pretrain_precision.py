@@ -1,95 +1,76 @@
-"""Benchmark: MLE training steps per second in float32 against a mixed-precision policy.
+"""Benchmark: MLE training seconds per step in float32 against a mixed-precision policy, to
+choose ``pretrain.mixed_precision`` on a machine.
 
 ``pretrain.mixed_precision: mixed_bfloat16`` computes in bfloat16 (weights stay float32), which
 CPUs with AVX512-BF16 or AMX run faster than float32; without those instructions it can be
-slower. One model per policy and network size, trained on the same length-bucketed batches of
-the config's prepare_data output, in alternating rounds in one process (a first pass over the
-batches traces every length), so the ratio holds even when other work shares the cores.
+slower (on GPUs: ``mixed_float16``). One model per policy and network size, trained on the same
+length-bucketed batches of WORKDIR/prepare_data (made first when missing), in alternating
+rounds in one process (a first pass over the batches traces every length), so the ratio holds
+even when other work shares the cores.
 
-    python -m benchmarks.pretrain_precision [--config configs/molecule.yaml] [--workdir DIR]
-        [--units 256,256 --units 512,512] [--policy mixed_bfloat16] [--steps 100] [--rounds 2]
+    python -m benchmarks.pretrain_precision --steps 40 --rounds 2 --units 256,256 --units 512,512
+        [--config configs/molecule.yaml] [--workdir runs/molecule] [--policy mixed_bfloat16]
+
+Prints (and with --output writes) a JSON object: policy, batch, embedding and per network
+(lstm_units) seconds_per_step of each policy (medians), each round's, and speedup (float32 /
+mixed). Smoke (tests): ``--smoke`` (400 molecules, an LSTM(16), one batch, one round).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-from pathlib import Path
+import functools
 
-from benchmarks import machine
-from seqtutor.components import pretrain
-from seqtutor import sequence_model
-from seqtutor import tfrecords
-from seqtutor import config as config_lib
-from seqtutor.pipeline import runner
+from benchmarks import common
 
-import numpy as np
-import tensorflow as tf
+SMOKE = {"config": common.SMOKE_CONFIGS["molecule"], "units": ["16"], "steps": 1, "rounds": 1}
 
 
-def _model(vocab_size: int, units: list[int], options, policy: str) -> tf.keras.Model:
-    with sequence_model.global_dtype_policy(policy):
-        model = sequence_model.build_model(vocab_size, units, options.embedding_dim)
-        model.compile(optimizer=pretrain._optimizer(options),
-                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+def seconds_per_step(model, batches: list) -> float:
+    """One pass over ``batches`` to trace every length, then the mean of a timed pass."""
+    for _ in range(2):
+        _, seconds = common.timed(lambda: [
+            model.train_on_batch(inputs, targets, sample_weight=weights)
+            for inputs, targets, weights in batches])
+    return seconds / len(batches)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/molecule.yaml")
-    parser.add_argument("--workdir", type=Path, default=None)
+def main(argv: list[str] | None = None) -> dict:
+    parser = common.parser(__doc__, "configs/molecule.yaml")
     parser.add_argument("--units", action="append", default=None,
                         help="LSTM sizes, comma-separated; repeat for several networks "
-                        "(default: the config's and 512,512)")
+                        "(default: the config's, and 512,512)")
     parser.add_argument("--policy", default="mixed_bfloat16",
                         choices=["mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100, help="batches per pass")
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    config = config_lib.load_config(args.config)
-    options = config.pretrain
-    networks = ([[int(n) for n in units.split(",")] for units in args.units] if args.units
-                else [options.lstm_units, [512, 512]])
-    data = (args.workdir or runner.default_workdir(config)) / "prepare_data"
-    vocab = tfrecords.read_vocab(data)
-    # The same batches for every model, fetched once (a new fit would refill the shuffle buffer).
-    batches = list(pretrain.make_dataset(
-        data, "train", vocab, options.batch_size, options.skip_first_losses, training=True,
-        shuffle_buffer=min(options.shuffle_buffer, 20000), bucket_by_length=True
-    ).take(args.steps))
-
-    def seconds_per_step(model: tf.keras.Model) -> float:
-        started = time.perf_counter()
-        for inputs, targets, weights in batches:
-            model.train_on_batch(inputs, targets, sample_weight=weights)
-        return (time.perf_counter() - started) / len(batches)
-
-    results = []
-    for units in networks:
-        models = {policy: _model(int(vocab["num_tokens"]), units, options, policy)
-                  for policy in ("float32", args.policy)}
-        seconds = {policy: [] for policy in models}
-        for _ in range(args.rounds):
-            for policy, model in models.items():
-                seconds_per_step(model)  # warm-up: traces every batch length
-                seconds[policy].append(seconds_per_step(model))
-        median = {policy: float(np.median(s)) for policy, s in seconds.items()}
-        results.append({
-            "lstm_units": units,
-            "seconds_per_step": {policy: round(s, 3) for policy, s in median.items()},
-            "rounds": {policy: [round(s, 3) for s in v] for policy, v in seconds.items()},
-            "speedup": round(median["float32"] / median[args.policy], 2),
-        })
-    print(json.dumps({
-        "benchmark": "pretrain_precision",
-        "machine": machine(),
+    args = common.parse_args(parser, argv, SMOKE)
+    with common.setup(args, smoke_overrides=common.SMOKE_NETWORK) as (config, workdir):
+        options = config.pretrain
+        networks = ([[int(n) for n in units.split(",")] for units in args.units] if args.units
+                    else [options.lstm_units] + [[512, 512]] * (options.lstm_units != [512, 512]))
+        # The same batches for every model, fetched once (a new fit would refill the shuffle
+        # buffer).
+        dataset, vocab = common.training_batches(config, workdir, bucket_by_length=True)
+        batches = list(dataset.take(args.steps))
+        results = []
+        for units in networks:
+            seconds = common.alternate({
+                policy: functools.partial(seconds_per_step, common.mle_model(
+                    int(vocab["num_tokens"]), options, units, policy), batches)
+                for policy in ("float32", args.policy)}, args.rounds)
+            medians = {policy: common.median(values) for policy, values in seconds.items()}
+            results.append({
+                "lstm_units": units,
+                "seconds_per_step": {policy: round(s, 3) for policy, s in medians.items()},
+                "rounds": {policy: [round(s, 3) for s in v] for policy, v in seconds.items()},
+                "speedup": round(medians["float32"] / medians[args.policy], 2),
+            })
+    return common.report("pretrain_precision", {
         "policy": args.policy,
         "batch": options.batch_size,
         "embedding": options.embedding_dim,
         "networks": results,
-    }, indent=1))
+    }, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Every benchmark script runs: each one's ``--smoke`` mode, in this process (one TensorFlow
+import), its result written to tmp_path. The melody scripts share one prepared corpus, the
+molecule ones another (the first script to need it makes it)."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = ("prepare_data_melody", "pretrain_melody", "tune_throughput", "evaluate_melody",
+           "score_molecules", "pretrain_buckets", "pretrain_precision", "tune_precision")
+
+
+def smoke(script: str, output: Path, *argv: str) -> dict:
+    """Run ``benchmarks.<script>`` with --smoke; its result, checked against --output."""
+    result = importlib.import_module(f"benchmarks.{script}").main(
+        ["--smoke", "--output", str(output), *argv])
+    assert result["benchmark"] == script and result["smoke"] is True
+    assert "cores" in result["machine"]
+    if output.suffix == ".json":
+        assert json.loads(output.read_text()) == result
+    return result
+
+
+@pytest.fixture(scope="module")
+def melody_run(tmp_path_factory):
+    """The prepare_data benchmark's smoke run, its artifact left in a workdir for the others."""
+    workdir = tmp_path_factory.mktemp("melody")
+    output = workdir / "prepare_data_melody.json"
+    return workdir, smoke("prepare_data_melody", output, "--workdir", str(workdir))
+
+
+@pytest.fixture(scope="module")
+def molecule_workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("molecule")
+
+
+def test_every_script_has_a_smoke_test_and_says_how_to_run_it():
+    scripts = {path.stem for path in BENCHMARKS.glob("*.py")} - {"__init__", "common"}
+    assert scripts == set(SCRIPTS)
+    for script in SCRIPTS:
+        doc = importlib.import_module(f"benchmarks.{script}").__doc__
+        assert f"python -m benchmarks.{script}" in doc and "--smoke" in doc, script
+
+
+def test_prepare_data_melody(melody_run):
+    workdir, result = melody_run
+    assert result["inputs"] == 12 and result["tunes_per_second"] > 0
+    assert result["records_out"]["train"] > 0 and result["records_out"]["eval"] > 0
+    assert (workdir / "prepare_data" / "artifact.json").is_file()
+
+
+def test_pretrain_melody_runs_the_stage_on_the_prepared_data(melody_run, tmp_path):
+    workdir, _ = melody_run
+    result = smoke("pretrain_melody", tmp_path / "pretrain.csv", "--run",
+                   "--workdir", str(workdir))
+    assert result["train_tokens_per_second"] > 0 and result["steps"] == 10
+    assert 0 < result["eval_accuracy"] < 1 and result["eval_log_perplexity"] > 0
+    with (tmp_path / "pretrain.csv").open() as handle:
+        row, = csv.DictReader(handle)
+    assert row["benchmark"] == "pretrain_melody" and row["steps"] == "10"
+
+
+def test_tune_throughput(tmp_path):
+    result = smoke("tune_throughput", tmp_path / "tune.json")
+    tuning = result["tuning"]
+    assert tuning["env_steps_per_second"] > 0 and tuning["startup_seconds"] > 0
+    assert result["ratio_tuning_to_pretraining"] > 0
+
+
+def test_evaluate_melody(tmp_path):
+    result = smoke("evaluate_melody", tmp_path / "evaluate.json")
+    assert result["melodies"] == 500 and result["reference_melodies"] == 3
+    assert result["speedup_per_melody"] > 0
+
+
+def test_score_molecules(tmp_path):
+    result = smoke("score_molecules", tmp_path / "score.json")
+    assert result["molecules"] == 200 and result["valid"] == 200 and result["ratio"] > 0
+
+
+def test_pretrain_buckets(molecule_workdir, tmp_path):
+    result = smoke("pretrain_buckets", tmp_path / "buckets.json",
+                   "--workdir", str(molecule_workdir))
+    padding = result["padding_fraction"]
+    assert padding["bucketed"] < padding["padded"] and result["speedup"] > 0
+
+
+def test_pretrain_precision(molecule_workdir, tmp_path):
+    result = smoke("pretrain_precision", tmp_path / "precision.json",
+                   "--workdir", str(molecule_workdir))
+    network, = result["networks"]
+    assert network["lstm_units"] == [16] and network["speedup"] > 0
+
+
+def test_tune_precision(molecule_workdir, tmp_path):
+    result = smoke("tune_precision", tmp_path / "tune_precision.json",
+                   "--workdir", str(molecule_workdir))
+    assert set(result["results"]) == {"float32", "mixed_bfloat16"} and result["speedup"] > 0
