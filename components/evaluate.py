@@ -81,7 +81,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
         report_path = report.write_report(output, metrics, samples,
                                           report.read_curves(inputs.get("tune")), domain)
-        log.info("evaluate: wrote %s", report_path.name)
+        log.debug("evaluate: wrote %s", report_path.name)  # `seqtutor run` prints its path
         return {"models": sorted(models), "missing_models": missing,
                 **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
                    for name, m in models.items()}}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import layout
+from seqtutor import console, layout
 from seqtutor import sequence_model
 from seqtutor import tfrecords
 
@@ -153,6 +153,41 @@ class _StepLogger(keras.callbacks.Callback):
             **{k: float(v) for k, v in logs.items() if np.isscalar(v)}})
 
 
+class _ProgressCallback(keras.callbacks.Callback):
+    """Training steps on the console's progress bar (plain lines when not on a terminal), with
+    the running loss and the last evaluation's loss."""
+
+    def __init__(self, total_steps: int, steps_per_epoch: int):
+        super().__init__()
+        self._supports_tf_logs = True  # the loss is read only when the bar is drawn
+        self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        self.epoch = 0
+        self.progress: console.Progress | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if self.progress is None:  # the first epoch: 0, or where a continued or resumed run is
+            self.progress = console.Progress("pretrain", self.total_steps, unit="step",
+                                             start=epoch * self.steps_per_epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        if self.progress.due(step):
+            loss = (logs or {}).get("loss")
+            self.progress.update(step, {"loss": float(loss)} if loss is not None else None)
+        else:
+            self.progress.update(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.progress.metrics.update({key: float(logs[key]) for key in ("loss", "val_loss")
+                                      if key in logs})
+
+    def on_train_end(self, logs=None):
+        if self.progress is not None:
+            self.progress.close()
+
+
 def _start_step(previous: Path | None, options) -> tuple[int, list[dict]]:
     """The step and history a finished run in ``previous`` can be continued from, or (0, [])."""
     if previous is None:
@@ -238,14 +273,16 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
                                       min_delta=options.early_stopping_min_delta,
                                       start_from_epoch=options.early_stopping_start_step
                                       // options.eval_every,
-                                      restore_best_weights=True, verbose=1),
+                                      restore_best_weights=True, verbose=0),
         keras.callbacks.TensorBoard(str(output / layout.LOGS_DIR), update_freq=options.eval_every),
         keras.callbacks.TerminateOnNaN(),
         step_logger,
+        # Keras's own bar redraws every step, also into log files: the console's instead.
+        _ProgressCallback(epochs * options.eval_every, options.eval_every),
     ]
     history = model.fit(train, epochs=epochs, steps_per_epoch=options.eval_every,
                         initial_epoch=start_step // options.eval_every,
-                        validation_data=eval_, callbacks=callbacks, verbose=1)
+                        validation_data=eval_, callbacks=callbacks, verbose=0)
     if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
         raise FloatingPointError("the training loss became NaN or infinite; "
                                  "lower pretrain.learning_rate or set pretrain.clip_norm")
@@ -266,6 +303,6 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
     # The model's vocabulary travels with it: tune, evaluate and generate check against it.
     (output / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
     (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
-    log.info("pretrain: eval accuracy %.4f, eval log perplexity %.4f after %d steps",
+    log.debug("pretrain: eval accuracy %.4f, eval log perplexity %.4f after %d steps",
              metrics["eval_accuracy"], metrics["eval_log_perplexity"], steps)
     return {k: metrics[k] for k in ("eval_accuracy", "eval_log_perplexity", "steps")}

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import domains, layout, sequence_model, tfrecords
+from seqtutor import console, domains, layout, sequence_model, tfrecords
 from seqtutor.rl import algorithms, kl_control
 from seqtutor.rl.agent import SequenceTutorAgent
 from seqtutor.rl.collect import collect_episodes, epsilon_schedule
@@ -244,35 +244,36 @@ def _train(tuner: Tuner, manager, output: Path, algorithm: str) -> CurveWriter:
         return {shown_names[k]: float(v) for k, v in point.items()
                 if k in shown_names and v != ""}
 
-    progress = tf.keras.utils.Progbar(
-        options.num_steps, unit_name="env step",
-        stateful_metrics=[*shown_names.values(), "epsilon", "loss"])
+    # Keras's Progbar redraws on every update, also into log files: the console's bar instead.
+    progress = console.Progress(f"tune/{algorithm}", options.num_steps, unit="env step",
+                                start=start)
     shown = shown_point(curves.rows[-1])
-    progress.update(start, list(shown.items()))
+    progress.update(start, shown)
     steps = start
-    while steps < options.num_steps:
-        before = steps
-        tuner.collect()
-        trained = tuner.train()
-        steps = int(tuner.env_steps.numpy())
-        if trained is not None:
-            loss, mean_value = trained
-            if not (math.isfinite(loss) and math.isfinite(mean_value)):
-                raise NonFiniteError(
-                    f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
-                    f"is not finite at environment step {steps}; the last good checkpoint is "
-                    f"kept in {output / layout.CHECKPOINT_DIR}. Lower tune.learning_rate or "
-                    "raise tune.c.")
-            shown["loss"] = loss
-        if _crossed(before, steps, options.eval_every) or steps >= options.num_steps:
-            point = tuner.evaluate(options.eval_episodes)
-            curves.add(steps, point)
-            shown.update(shown_point(point))
-        if _crossed(before, steps, options.checkpoint_every):
-            manager.save(checkpoint_number=steps)
-        if kl_control.uses_epsilon(options.exploration):
-            shown["epsilon"] = float(tuner.epsilon.numpy())
-        progress.update(min(steps, options.num_steps), list(shown.items()))
+    with progress:  # the bar ends also when tuning fails
+        while steps < options.num_steps:
+            before = steps
+            tuner.collect()
+            trained = tuner.train()
+            steps = int(tuner.env_steps.numpy())
+            if trained is not None:
+                loss, mean_value = trained
+                if not (math.isfinite(loss) and math.isfinite(mean_value)):
+                    raise NonFiniteError(
+                        f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                        f"is not finite at environment step {steps}; the last good checkpoint is "
+                        f"kept in {output / layout.CHECKPOINT_DIR}. Lower tune.learning_rate or "
+                        "raise tune.c.")
+                shown["loss"] = loss
+            if _crossed(before, steps, options.eval_every) or steps >= options.num_steps:
+                point = tuner.evaluate(options.eval_episodes)
+                curves.add(steps, point)
+                shown.update(shown_point(point))
+            if _crossed(before, steps, options.checkpoint_every):
+                manager.save(checkpoint_number=steps)
+            if kl_control.uses_epsilon(options.exploration):
+                shown["epsilon"] = float(tuner.epsilon.numpy())
+            progress.update(min(steps, options.num_steps), shown)
     manager.save(checkpoint_number=steps)
     return curves
 

@@ -24,7 +24,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import tfrecords
+from seqtutor import console, tfrecords
 from seqtutor.corpus import (DroppedInput, EmptyCorpusError, drop_counts, drops, read_events,
                              split_of)
 from seqtutor.domains.melody import encoding, sources as melody_sources
@@ -173,19 +173,21 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     items = list_items(config)
     if not items:
         raise EmptyCorpusError("the corpus is empty: give --input files or a built-in corpus")
-    log.info("prepare_data: %d inputs", len(items))
-    options = PipelineOptions(list(config.beam_args if beam_args is None else beam_args))
+    log.debug("prepare_data: %d inputs", len(items))
+    beam_args = list(config.beam_args if beam_args is None else beam_args)
+    options = PipelineOptions(beam_args, **console.beam_worker_options(beam_args))
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, items, output_dir, config)
 
     stats = _summarise(read_events(output_dir, _STATS_PREFIX), len(items),
                        config.sequence_length)
-    tfrecords.finish_dataset(
-        output_dir, stats, encoding.vocabulary(config.sequence_length),
-        "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note "
-        "steps, C major / A minor, MIDI 48..83).",
-        f"records out of {len(items)} inputs ({stats['inputs_dropped']} dropped: "
-        f"{stats['dropped_by_reason']}, {stats['melodies_written']} melodies of which "
-        f"{stats['melodies_too_short_for_a_record']} shorter than {config.sequence_length} "
-        "steps): add inputs, or change prepare_data.eval_fraction / sequence_length")
+    with console.quiet():  # TFDS prints the splits it found and a progress bar
+        tfrecords.finish_dataset(
+            output_dir, stats, encoding.vocabulary(config.sequence_length),
+            "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note "
+            "steps, C major / A minor, MIDI 48..83).",
+            f"records out of {len(items)} inputs ({stats['inputs_dropped']} dropped: "
+            f"{stats['dropped_by_reason']}, {stats['melodies_written']} melodies of which "
+            f"{stats['melodies_too_short_for_a_record']} shorter than {config.sequence_length} "
+            "steps): add inputs, or change prepare_data.eval_fraction / sequence_length")
     return stats

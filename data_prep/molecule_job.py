@@ -27,7 +27,7 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import tfrecords
+from seqtutor import console, tfrecords
 from seqtutor.corpus import (EmptyCorpusError, InputNotFoundError, drop_counts, drops,
                              hash_fraction, list_input_files, read_events, split_of)
 from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
@@ -277,7 +277,8 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     # Lines per file: the sample keeps about sample_size of them, chosen by a hash of the line.
     lines_read = sum(count_lines(path, is_csv(path)) for path in files)
     log.info("prepare_data: %d SMILES files, %d lines", len(files), lines_read)
-    options = PipelineOptions(list(config.beam_args if beam_args is None else beam_args))
+    beam_args = list(config.beam_args if beam_args is None else beam_args)
+    options = PipelineOptions(beam_args, **console.beam_worker_options(beam_args))
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, files, output_dir, config, lines_read)
 
@@ -285,11 +286,12 @@ def run_job(config, output_dir: Path, beam_args: list[str] | None = None) -> dic
     summaries = read_events(output_dir, _SUMMARY_PREFIX, ".json")
     summary = summaries[0] if summaries else {}
     stats = _summarise(events, files, lines_read, summary)
-    tfrecords.finish_dataset(
-        output_dir, stats, vocabulary_of(summary, config.episode_length_cap),
-        "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids to tokens), "
-        "canonicalised by RDKit, de-duplicated, split by a hash of the SMILES.",
-        f"molecules out of {lines_read} lines in {len(files)} files "
-        f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}): add inputs, or "
-        "change prepare_data.eval_fraction")
+    with console.quiet():  # TFDS prints the splits it found and a progress bar
+        tfrecords.finish_dataset(
+            output_dir, stats, vocabulary_of(summary, config.episode_length_cap),
+            "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids to tokens), "
+            "canonicalised by RDKit, de-duplicated, split by a hash of the SMILES.",
+            f"molecules out of {lines_read} lines in {len(files)} files "
+            f"({stats['inputs_dropped']} dropped: {stats['dropped_by_reason']}): add inputs, or "
+            "change prepare_data.eval_fraction")
     return stats

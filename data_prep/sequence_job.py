@@ -24,7 +24,7 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from seqtutor import tfrecords
+from seqtutor import console, tfrecords
 from seqtutor.corpus import (DroppedInput, EmptyCorpusError, drop_counts, drops,
                              list_input_files, read_events, split_of)
 
@@ -144,14 +144,17 @@ def run_job(domain_class, options, output_dir: Path) -> dict:
     files = list_input_files(options.input, domain_class.input_suffixes)
     if not files:
         raise EmptyCorpusError("the corpus is empty: give --input files")
-    log.info("prepare_data: %d input files", len(files))
-    with beam.Pipeline(options=PipelineOptions(list(options.beam_args))) as pipeline:
+    log.debug("prepare_data: %d input files", len(files))
+    beam_args = list(options.beam_args)
+    beam_options = PipelineOptions(beam_args, **console.beam_worker_options(beam_args))
+    with beam.Pipeline(options=beam_options) as pipeline:
         build_pipeline(pipeline, files, output_dir, domain_class, options)
 
     stats = _summarise(read_events(output_dir, _STATS_PREFIX), len(files))
-    tfrecords.finish_dataset(
-        output_dir, stats, domain_class.vocabulary(options),
-        f"seqtutor {domain_class.name} corpus",
-        f"records out of {len(files)} inputs ({stats['inputs_dropped']} dropped: "
-        f"{stats['dropped_by_reason']}): add inputs, or change prepare_data.eval_fraction")
+    with console.quiet():  # TFDS prints the splits it found and a progress bar
+        tfrecords.finish_dataset(
+            output_dir, stats, domain_class.vocabulary(options),
+            f"seqtutor {domain_class.name} corpus",
+            f"records out of {len(files)} inputs ({stats['inputs_dropped']} dropped: "
+            f"{stats['dropped_by_reason']}): add inputs, or change prepare_data.eval_fraction")
     return stats

@@ -7,13 +7,11 @@ examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
-from seqtutor import artifacts, config as config_lib
+from seqtutor import artifacts, config as config_lib, console
 from seqtutor.pipeline import runner
 from seqtutor.rl import algorithms as rl_algorithms
 
@@ -38,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqtutor",
         description="Sequence Tutor: pretrain an LSTM by MLE, tune it with KL-control RL.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="everything: debug logging, Beam's worker lines, TensorFlow's")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="the whole pipeline, locally, with caching")
@@ -104,6 +103,9 @@ def _load(args) -> config_lib.Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Called as the command (argv None), the process is ours: its file descriptor 2 (native
+    # code, Beam's worker processes) is filtered too; a caller in the same process keeps its own.
+    own_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     beam_args: list[str] = []
     if "--" in argv:
@@ -111,20 +113,19 @@ def main(argv: list[str] | None = None) -> int:
         argv, beam_args = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
     args.beam_args = beam_args
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if not args.verbose:
-        # Beam's workers and TFDS log every bundle and file at INFO: keep the user's screen
-        # for our stages' progress.
-        for name in ("apache_beam", "absl", "tensorflow_datasets"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        # pydub (a note-seq dependency) warns about ffmpeg, which nothing here uses; the
-        # variable reaches Beam's worker processes too.
-        os.environ.setdefault("PYTHONWARNINGS", "ignore:Couldn't find ffmpeg")
-        warnings.filterwarnings("ignore", message="Couldn't find ffmpeg")
-    if beam_args and args.command not in ("run", "prepare-data"):
-        print(f"seqtutor: error: `{args.command}` takes no Beam options after --",
-              file=sys.stderr)
+        # Read once, when TensorFlow is first imported (nothing above imports it); the
+        # variable reaches Beam's worker processes too. (Lines written before absl's logging
+        # starts ignore it: the console's filter drops those.)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with console.session(args.verbose, filter_native_output=own_process):
+        return _command(args)
+
+
+def _command(args) -> int:
+    """Run the parsed command; the exit status."""
+    if args.beam_args and args.command not in ("run", "prepare-data"):
+        console.error(f"seqtutor: error: `{args.command}` takes no Beam options after --")
         return 2
     try:
         config = _load(args)
@@ -161,15 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,
                                         force=True)]
     except config_lib.ConfigError as error:
-        print(f"seqtutor: error: {error}", file=sys.stderr)
+        console.error(f"seqtutor: error: {error}")
         return 2
     except (artifacts.MissingArtifactError, runner.StageError, FileNotFoundError,
             ValueError) as error:
-        print(f"seqtutor: error: {error}", file=sys.stderr)
+        console.error(f"seqtutor: error: {error}")
         return 1
+    # Each stage's start and end were its lines (the runner's log); the report is the result.
     for result in results:
-        state = "up to date" if result.skipped else f"done in {result.seconds:.1f} s"
-        print(f"{result.name}: {state} -> {result.path}")
         if result.name == "evaluate":
             print(f"report: {result.path / 'report.html'}")
     return 0

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqtutor import artifacts, layout, plugins
+from seqtutor import artifacts, console, layout, plugins
 from seqtutor.config import Config
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,42 @@ class StageResult:
     summary: dict[str, Any]
 
 
+def summary_text(name: str, summary: dict[str, Any]) -> str:
+    """The figures of a stage's summary worth a glance, for its "done" line."""
+    def count(key: str, noun: str) -> list[str]:
+        return [f"{summary[key]:,} {noun}"] if isinstance(summary.get(key), int) else []
+
+    parts: list[str] = []
+    if name == "prepare_data":
+        parts += count("inputs_read", "inputs")
+        if summary.get("inputs_dropped"):
+            parts += count("inputs_dropped", "dropped")
+        parts += count("melodies_written", "melodies") + count("molecules_written", "molecules")
+        records = summary.get("records_out") or {}
+        if records:
+            parts.append(" + ".join(f"{n:,} {split}" for split, n in records.items())
+                         + " records")
+    elif name == "pretrain":
+        parts += count("steps", "steps")
+        if "eval_accuracy" in summary:
+            parts.append(f"eval accuracy {summary['eval_accuracy']:.3f}")
+        if "eval_log_perplexity" in summary:
+            parts.append(f"log perplexity {summary['eval_log_perplexity']:.3f}")
+    elif name == "tune":
+        parts += count("env_steps", "env steps")
+        if "final_mean_task_reward" in summary:
+            parts.append(f"r_T {summary.get('initial_mean_task_reward', float('nan')):.2f} -> "
+                         f"{summary['final_mean_task_reward']:.2f}")
+    elif name == "evaluate":
+        models = [name for name in summary.get("models", []) if name != "data"]
+        if models:
+            parts.append(f"{len(models)} model{'s' if len(models) > 1 else ''}"
+                         + (" and the data" if "data" in summary["models"] else ""))
+        if summary.get("missing_models"):
+            parts.append(f"missing {', '.join(summary['missing_models'])}")
+    return ", ".join(parts)
+
+
 def stage(name: str) -> Stage:
     for candidate in STAGES:
         if candidate.name == name:
@@ -164,10 +200,10 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     label = name if variant is None else f"{name}/{variant}"
     existing = artifacts.read_artifact(output)
     if not force and existing is not None and existing.get("fingerprint") == fingerprint:
-        log.info("[%s] up to date, skipped (%s)", label, output)
+        log.info("%s: up to date (%s)", label, output)
         return StageResult(label, output, True, 0.0, existing.get("summary", {}))
 
-    log.info("[%s] running -> %s", label, output)
+    log.info("%s: running -> %s", label, output)
     started = time.perf_counter()
     kwargs = {} if variant is None else {"variant": variant}
     if extend and existing is not None and _extends(spec, existing, section, input_fingerprints):
@@ -183,7 +219,9 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     except Exception as error:
         raise StageError(f"stage {label} failed: {type(error).__name__}: {error}") from error
     seconds = time.perf_counter() - started
-    log.info("[%s] done in %.1f s", label, seconds)
+    details = summary_text(name, summary)
+    log.info("%s: done in %s%s", label, console.format_seconds(seconds),
+             f" ({details})" if details else "")
     return StageResult(label, output, False, seconds, summary)
 
 

@@ -4,8 +4,9 @@ One import package in layers; each imports only the layers above it in this list
 (``tests/test_layers.py`` checks every import):
 
 - **foundation** (``seqtutor.config``, ``.artifacts``, ``.layout``, ``.tfrecords``, ``.corpus``,
-  ``.plugins``, ``.figures``): options and YAML loading, the artifact layout and fingerprints,
-  the dataset format, corpus listing and splitting, plug-in lookup. Imports nothing else of the
+  ``.plugins``, ``.figures``, ``.statistic``, ``.console``): options, YAML loading and the
+  built-in configs, the artifact layout and fingerprints, the dataset format, corpus listing and
+  splitting, plug-in lookup, how a statistic reads, console output. Imports nothing else of the
   project.
 - **sequence model** (``seqtutor.sequence_model``): the Keras LSTM, its one-step runner,
   batched sampling and log p under the prior.

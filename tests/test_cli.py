@@ -30,7 +30,8 @@ def smoke_run(tmp_path_factory):
 def test_run_smoke_config_end_to_end(smoke_run):
     workdir, result = smoke_run
     for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
-        assert f"{stage}: done" in result.stdout
+        assert f"{stage}: done" in result.stderr
+    assert f"report: {workdir / 'evaluate' / 'report.html'}" in result.stdout
     stats = json.loads((workdir / "prepare_data" / "stats.json").read_text())
     assert stats["inputs_read"] == 60 and stats["records_out"]["train"] > 0
     metrics = json.loads((workdir / "pretrain" / "metrics.json").read_text())
@@ -43,20 +44,40 @@ def test_run_smoke_config_end_to_end(smoke_run):
         assert handle.readline().strip() == "step,mean_task_reward,mean_log_prior"
 
 
+def test_the_console_reads_at_a_glance(smoke_run):
+    """Captured (no terminal): the stages' lines and a few progress lines; no line of Beam's
+    workers, of TensorFlow's C++ start-up or CUDA probing, and no redrawn bar."""
+    workdir, result = smoke_run
+    output = result.stdout + result.stderr
+    lines = output.splitlines()
+    assert len(lines) < 40, output  # the smoke pipeline with one algorithm: about 20
+    assert "\r" not in output and "\b" not in output
+    for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
+        assert f"{stage}: running -> {workdir / stage}" in lines
+        assert sum(line.startswith(f"{stage}: done in ") for line in lines) == 1
+    assert any(line.startswith("pretrain: 400/400 steps (100%)") for line in lines)
+    assert any(line.startswith("tune/g: 4,096/4,096 env steps (100%)") for line in lines)
+    noise = ("apache_beam", "sdk_worker", "sdk harness", "Worker: ", "data channel",
+             "cuInit", "cudart", "CUDA", "absl::InitializeLog", "cpu_feature_guard",
+             "Auto-detected splits", "SplitInfo", "Epoch 1/", "Gym has been unmaintained",
+             "UserWarning", "Assets written to")
+    assert not [line for line in lines if any(word in line for word in noise)], output
+
+
 def test_second_run_is_cached_and_a_changed_setting_reruns_only_its_stage(smoke_run):
     workdir, _ = smoke_run
     again = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE)
     assert again.returncode == 0, again.stderr[-3000:]
     for stage in ("prepare_data", "pretrain", "tune/g", "evaluate"):
-        assert f"{stage}: up to date" in again.stdout
+        assert f"{stage}: up to date" in again.stderr
     # A changed tune setting and a second algorithm: both tune, upstream stays cached.
     changed = seqtutor("run", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
                        "--set", "tune.gamma=0.4", "--set", "tune.algorithms=[g, rl_only]")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    assert "prepare_data: up to date" in changed.stdout
-    assert "pretrain: up to date" in changed.stdout
-    assert "tune/g: done" in changed.stdout and "tune/rl_only: done" in changed.stdout
-    assert "evaluate: done" in changed.stdout
+    assert "prepare_data: up to date" in changed.stderr
+    assert "pretrain: up to date" in changed.stderr
+    assert "tune/g: done" in changed.stderr and "tune/rl_only: done" in changed.stderr
+    assert "evaluate: done" in changed.stderr
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
     assert {"g", "rl_only"} <= set(metrics["models"])
 
@@ -66,7 +87,7 @@ def test_tune_one_algorithm_and_reject_an_unknown_one(smoke_run):
     result = seqtutor("tune", SMOKE, "--workdir", str(workdir), *FAST_TUNE,
                       "--algorithm", "rl_only")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "tune/rl_only: done" in result.stdout and "tune/g" not in result.stdout
+    assert "tune/rl_only: done" in result.stderr and "tune/g" not in result.stderr
     bad = seqtutor("tune", SMOKE, "--workdir", str(workdir), "--algorithm", "dqn")
     assert bad.returncode == 2 and "--algorithm: unknown ['dqn']" in bad.stderr
 

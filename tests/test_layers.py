@@ -32,7 +32,7 @@ FOLDERS = {"seqtutor": "seqtutor", **{folder: f"seqtutor.{folder}" for folder in
 LAYERS = (
     ("foundation", ("seqtutor.config", "seqtutor.artifacts", "seqtutor.layout",
                     "seqtutor.tfrecords", "seqtutor.corpus", "seqtutor.plugins",
-                    "seqtutor.figures")),
+                    "seqtutor.figures", "seqtutor.console", "seqtutor.statistic")),
     ("sequence model", ("seqtutor.sequence_model",)),
     ("RL", ("seqtutor.rl",)),
     ("domains", ("seqtutor.domains",)),
