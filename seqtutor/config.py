@@ -81,7 +81,7 @@ class PretrainConfig(Options):
     mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
         False, description="Keras mixed-precision policy for training: mixed_float16 (GPUs; "
         "true means this one) or mixed_bfloat16 (TPUs, and CPUs with AVX512-BF16 or AMX, where "
-        "its steps are faster: docs/benchmarks.md). The saved model is float32 either way, so "
+        "its steps are faster: docs/findings.md). The saved model is float32 either way, so "
         "tune, evaluate and generate do not depend on it.")
 
 
