@@ -49,6 +49,6 @@ setup(
     packages=PACKAGES,
     package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
     entry_points={"console_scripts": ["seqtutor=seqtutor.pipeline.cli:main"]},
 )

@@ -59,7 +59,8 @@ def test_a_resumed_run_counts_its_rate_from_where_it_started():
     assert out.getvalue() == "pretrain: 60/100 steps (60%), 1:20 left\n"
 
 
-def test_on_a_terminal_the_bar_is_redrawn_in_place_and_kept():
+def test_on_a_terminal_the_bar_is_redrawn_in_place_and_kept(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the bar is cut to the terminal's width
     out, clock = io.StringIO(), FakeClock()
     progress = console.Progress("tune/g", 4096, unit="env step", target=out, clock=clock,
                                 interactive=True)

@@ -75,3 +75,8 @@ def test_the_readme_dataset_snippet_loads_the_prepared_data(melody_smoke_prior):
     exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     record = next(iter(namespace["ds"]))
     assert set(record) >= {"tokens", "source"}
+
+
+def test_ci_runs_the_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert ci in _blocks("bash")[1], "the README's second command must be what .ci/run runs"
