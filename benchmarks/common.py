@@ -38,8 +38,8 @@ from seqtutor import config as config_lib
 from seqtutor import layout
 from seqtutor.pipeline import runner
 
-SMOKE_CONFIGS = {"melody": "configs/melody_smoke.yaml",
-                 "molecule": "configs/molecule_smoke.yaml"}
+SMOKE_CONFIGS = {"melody": "melody_smoke",  # built-in configs: any working directory
+                 "molecule": "molecule_smoke"}
 IN_PROCESS_BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
                    "--direct_num_workers=1"]
 SMOKE_TUNES = 12  # the melody smoke corpus: the first built-in tunes

@@ -179,7 +179,7 @@ def statistics_table(models: dict[str, dict], keys, paper: dict,
                     for i, n in enumerate(columns))
     rows = []
     for key in keys:
-        statistic = info.get(key) or statistic_info(None, [key])[key]
+        statistic = info.get(key) or undeclared(key)
         values = {n: models[n].get(key) for n in names}
         paper_values = list(paper.get("rows", {}).get(key, ()))
         paper_values += [None] * (len(columns) - len(paper_values))

@@ -113,13 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         argv, beam_args = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
     args.beam_args = beam_args
-    if not args.verbose:
+    if args.verbose:
+        # Importing seqtutor quiets TensorFlow's C++ logging by default; -v shows all of it.
         # Read once, when TensorFlow is first imported (nothing above imports it); the
-        # variable reaches Beam's worker processes too. (Lines written before absl's logging
-        # starts ignore it: the console's filter drops those.)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # variable reaches Beam's worker processes too.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     with console.session(args.verbose, filter_native_output=own_process):
-        return _command(args)
+        try:
+            return _command(args)
+        except KeyboardInterrupt:
+            console.error("seqtutor: interrupted (a stage left unfinished is redone or "
+                          "resumed by the next run)")
+            return 130
 
 
 def _command(args) -> int:

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+from multiprocessing import resource_tracker
 import sys
 import time
 import warnings
@@ -216,6 +217,11 @@ def _start_native_filter(patterns: tuple[str, ...]) -> tuple[int, TextIO, subpro
         os.close(read), os.close(write), os.close(saved)
         raise
     os.close(read)
+    # multiprocessing's resource tracker (started by any spawned pool, e.g. the molecule
+    # scorer's) lives until this process exits and would hold the pipe open past the command:
+    # start it first, so that it keeps the terminal's fd instead.
+    with contextlib.suppress(Exception):
+        resource_tracker.ensure_running()
     os.dup2(write, 2)  # what C++ code and child processes write now passes the filter
     os.close(write)
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"

@@ -126,3 +126,14 @@ def test_missing_input_path_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert "matches no file" in result.stderr and "nowhere" in result.stderr
     assert not (tmp_path / "w" / "prepare_data").exists()
+
+
+def test_ctrl_c_ends_with_a_line_and_status_130_not_a_traceback(monkeypatch, capsys):
+    from seqtutor.pipeline import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_command", interrupted)
+    assert cli.main(["run", "melody_smoke"]) == 130
+    assert "seqtutor: interrupted" in capsys.readouterr().err

@@ -18,6 +18,8 @@ REPO_PATH = re.compile(
     r"(?<![\w./\-])((?:docs|configs|benchmarks|tests|components|pipeline|data_prep|domains|"
     r"seqtutor|spec)/[\w./\-]*\.(?:md|py|yaml))\b")
 MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+# An absolute path on the author's machine (a container's own paths, such as /opt, are fine).
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|root|home)/[\w.\-/]+")
 
 
 def _repository_files() -> list[Path]:
@@ -73,6 +75,13 @@ def test_no_file_points_outside_the_repository():
     assert not problems, "\n".join(problems)
 
 
+def test_no_file_names_a_path_on_the_authors_machine():
+    problems = [f"{path.relative_to(ROOT)}:{_line(text, match.start())}: {match.group(0)}"
+                for path, text in _text_files() if path != Path(__file__).resolve()
+                for match in MACHINE_PATH.finditer(text)]
+    assert not problems, "\n".join(problems)
+
+
 def test_every_repository_path_named_in_a_file_exists():
     problems = []
     for path, text in _text_files():
@@ -113,3 +122,11 @@ def test_every_relative_markdown_link_resolves():
 ])
 def test_the_parent_path_pattern(text, found):
     assert bool(PARENT_PATH.search(text)) == found
+
+
+@pytest.mark.parametrize("text, found", [
+    ("python /work/main/tools/x.py", True), ("WORKDIR /opt/seqtutor", False),
+    ("runs/work/x", False), ("~/home/x", False),
+])
+def test_the_machine_path_pattern(text, found):
+    assert bool(MACHINE_PATH.search(text)) == found

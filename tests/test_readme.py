@@ -67,8 +67,9 @@ def test_the_readme_config_example_extends_a_built_in_config(tmp_path):
     assert config.pretrain == base.pretrain and config.name == "mine"
 
 
-def test_the_readme_dataset_snippet_loads_the_prepared_data(melody_smoke_prior):
-    snippet = next(block for block in _blocks("python") if "builder_from_directory" in block)
+@pytest.mark.parametrize("marker", ["builder_from_directory", "load_split"])
+def test_the_readme_dataset_snippets_load_the_prepared_data(marker, melody_smoke_prior):
+    snippet = next(block for block in _blocks("python") if marker in block)
     snippet = snippet.replace("runs/melody/prepare_data",
                               str(melody_smoke_prior / "prepare_data"))
     namespace: dict = {}
