@@ -62,37 +62,36 @@ def _heading_slugs(markdown: str) -> set[str]:
     return slugs
 
 
+def _matches_failing(pattern: re.Pattern, broken) -> list[str]:
+    """``file:line: text`` of each match of ``pattern`` in the repository's files (this one
+    aside) for which ``broken(file, match)`` holds."""
+    this_file = Path(__file__).resolve()
+    return [f"{path.relative_to(ROOT)}:{_line(text, match.start())}: {match.group(0)}"
+            for path, text in _text_files() if path != this_file
+            for match in pattern.finditer(text) if broken(path, match)]
+
+
 def test_no_file_points_outside_the_repository():
-    problems = []
-    for path, text in _text_files():
-        if path == Path(__file__).resolve():
-            continue
-        for match in PARENT_PATH.finditer(text):
-            target = (path.parent / match.group(0)).resolve()
-            if not _inside(target) or not target.exists():
-                problems.append(f"{path.relative_to(ROOT)}:{_line(text, match.start())}: "
-                                f"{match.group(0)!r} leaves the repository or does not exist")
-    assert not problems, "\n".join(problems)
+    def leaves_or_missing(path, match):
+        target = (path.parent / match.group(0)).resolve()
+        return not _inside(target) or not target.exists()
+
+    problems = _matches_failing(PARENT_PATH, leaves_or_missing)
+    assert not problems, "leave the repository or do not exist:\n" + "\n".join(problems)
 
 
 def test_no_file_names_a_path_on_the_authors_machine():
-    problems = [f"{path.relative_to(ROOT)}:{_line(text, match.start())}: {match.group(0)}"
-                for path, text in _text_files() if path != Path(__file__).resolve()
-                for match in MACHINE_PATH.finditer(text)]
+    problems = _matches_failing(MACHINE_PATH, lambda path, match: True)
     assert not problems, "\n".join(problems)
 
 
 def test_every_repository_path_named_in_a_file_exists():
-    problems = []
-    for path, text in _text_files():
-        if path == Path(__file__).resolve():
-            continue
-        for match in REPO_PATH.finditer(text):
-            name = match.group(1)
-            if not ((ROOT / name).exists() or (path.parent / name).exists()):
-                problems.append(f"{path.relative_to(ROOT)}:{_line(text, match.start())}: "
-                                f"{name} does not exist")
-    assert not problems, "\n".join(problems)
+    def missing(path, match):
+        name = match.group(1)
+        return not ((ROOT / name).exists() or (path.parent / name).exists())
+
+    problems = _matches_failing(REPO_PATH, missing)
+    assert not problems, "do not exist:\n" + "\n".join(problems)
 
 
 def test_every_relative_markdown_link_resolves():
