@@ -129,9 +129,9 @@ def smoke_data_overrides(domain: str, workdir: Path) -> list:
 
 def corpus_molecules(count: int) -> list[str]:
     """The first ``count`` SMILES of the built-in MOSES training set."""
-    from seqtutor.data_prep import molecule_job
+    from seqtutor.domains.molecule import reader
 
-    with gzip.open(molecule_job.moses_train_file(), "rt") as handle:
+    with gzip.open(reader.moses_train_file(), "rt") as handle:
         next(handle)  # the CSV header
         return [line.split(",")[0].strip() for line, _ in zip(handle, range(count))]
 

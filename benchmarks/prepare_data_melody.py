@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
         "tunes_per_second": round(stats["inputs_read"] / stage.seconds, 1),
         "peak_rss_driver_mib": round(peak[resource.RUSAGE_SELF]),
         "peak_rss_largest_worker_mib": round(peak[resource.RUSAGE_CHILDREN]),
-        "melodies_written": stats["melodies_written"],
+        "melodies_written": stats["sequences_written"],
         "records_out": stats["records_out"],
         "dropped_by_reason": stats["dropped_by_reason"],
-        "duplicate_melodies": stats["duplicate_melodies"],
+        "duplicate_melodies": stats["duplicate_sequences"],
     }, args)
 
 

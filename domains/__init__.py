@@ -6,14 +6,18 @@ directory or None). It declares:
 
 - ``data_config`` and ``reward_config``: its option types (``seqtutor.config.Options``
   subclasses) for the config's ``prepare_data`` and ``reward`` sections;
-- its corpus reader, either the shared Beam job's parts (``data_prep/sequence_job.py``):
-  ``input_suffixes`` (the file names a directory input lists), ``corpus_reader(options)`` (a
-  Beam PTransform from input file paths to ``(source, tokens)``, or ``(source,
-  DroppedInput)`` for an input counted as dropped; ``sequence_job.ReadSequences`` makes one
-  from a plain function) and ``vocabulary(options)`` (vocab.json: at least ``domain`` and
-  ``num_tokens``); or a job of its own, ``prepare_data_job``: the import path
-  (``module:function``) of ``run_job(options, output_dir) -> stats``, which writes the
-  TFRecord dataset (``seqtutor.tfrecords``), vocab.json and stats.json;
+- its data preparation, run by the one Beam job (``data_prep/sequence_job.py``) with the
+  validated prepare_data options: ``list_inputs(options)`` (what the reader reads, listed in the
+  driver before Beam starts; by default the files of ``options.input`` whose names end in
+  ``input_suffixes``), ``corpus_reader(options)`` (a Beam PTransform from those inputs to
+  ``seqtutor.corpus.CorpusSequence`` elements, or ``(source, DroppedInput)`` for an input
+  counted as dropped; ``seqtutor.readers.ReadSequences`` makes one from a plain function),
+  ``vocabulary(options, summary)`` (vocab.json, at least ``domain`` and ``num_tokens``, from the
+  job's corpus summary: ``tokens``, ``min_length``, ``max_length`` and the ``train_maxima``),
+  and where the defaults do not fit: ``encode(vocab, tokens)`` (token strings to ids),
+  ``records(options, ids)`` (a sequence cut into ``(start, piece)`` records),
+  ``train_maxima(tokens)``, ``input_stats(options, inputs)`` (stats.json's extra figures) and
+  ``dataset_description``;
 - ``name``, ``num_tokens``, ``end_token`` (None: fixed-length episodes), ``statistic_keys``,
   ``statistic_info`` (key -> ``seqtutor.statistic.Statistic``: label, unit, which way is better;
   an undeclared key is shown as a plain, unranked value), ``paper_table`` (``{"source": ...,
@@ -38,7 +42,7 @@ import path (``domain: mypackage.module:MyDomain``) or by a ``seqtutor.domains``
 
 from __future__ import annotations
 
-from seqtutor import plugins, statistic
+from seqtutor import corpus, plugins, statistic
 
 # name -> class, or "module:Class" (imported when first used, so that one domain's
 # dependencies do not load for another).
@@ -58,7 +62,44 @@ class Domain:
     paper_table: dict = {}
     details_unit: str = statistic.VALUE
     details_row_units: dict[str, str] = {}
-    prepare_data_job: str | None = None  # None: the shared job over corpus_reader
+    input_suffixes: tuple[str, ...] = ()
+    dataset_description: str = ""
+
+    # Data preparation: the Beam job calls these with the prepare_data options (see above).
+
+    @classmethod
+    def list_inputs(cls, options) -> list:
+        """The files of ``options.input`` (directories searched for ``input_suffixes``)."""
+        return corpus.list_input_files(options.input, cls.input_suffixes)
+
+    @classmethod
+    def corpus_reader(cls, options):
+        raise NotImplementedError(f"the {cls.__name__} domain has no corpus_reader")
+
+    @classmethod
+    def vocabulary(cls, options, summary: dict) -> dict:
+        raise NotImplementedError(f"the {cls.__name__} domain has no vocabulary")
+
+    @staticmethod
+    def encode(vocab: dict, tokens) -> list[int]:
+        """A sequence's token ids (the reader gives ids already, by default)."""
+        return [int(token) for token in tokens]
+
+    @staticmethod
+    def records(options, ids) -> list[tuple[int, list[int]]]:
+        """The records of one sequence as (start step, ids): the whole of it, by default."""
+        return [(0, ids)]
+
+    @staticmethod
+    def train_maxima(tokens) -> dict[str, int]:
+        """Figures of one sequence whose maximum over the training split the corpus summary
+        (and so the vocabulary) holds under the same name (none by default)."""
+        return {}
+
+    @classmethod
+    def input_stats(cls, options, inputs: list) -> dict:
+        """stats.json's figures about the inputs besides their count (none by default)."""
+        return {}
 
     def metrics_extras(self) -> dict:
         """Settings recorded in metrics.json beside the statistics (none by default)."""

@@ -105,7 +105,7 @@ def summary_text(name: str, summary: dict[str, Any]) -> str:
         parts += count("inputs_read", "inputs")
         if summary.get("inputs_dropped"):
             parts += count("inputs_dropped", "dropped")
-        parts += count("melodies_written", "melodies") + count("molecules_written", "molecules")
+        parts += count("sequences_written", "sequences")
         records = summary.get("records_out") or {}
         if records:
             parts.append(" + ".join(f"{n:,} {split}" for split, n in records.items())

@@ -4,17 +4,17 @@ One import package in layers; each imports only the layers above it in this list
 (``tests/test_layers.py`` checks every import):
 
 - **foundation** (``seqtutor.config``, ``.artifacts``, ``.layout``, ``.tfrecords``, ``.corpus``,
-  ``.plugins``, ``.figures``, ``.statistic``, ``.console``): options, YAML loading and the
-  built-in configs, the artifact layout and fingerprints, the dataset format, corpus listing and
-  splitting, plug-in lookup, how a statistic reads, console output. Imports nothing else of the
-  project.
+  ``.readers``, ``.plugins``, ``.figures``, ``.statistic``, ``.console``): options, YAML loading
+  and the built-in configs, the artifact layout and fingerprints, the dataset format, corpus
+  listing and splitting and the Beam parts of a corpus reader, plug-in lookup, how a statistic
+  reads, console output. Imports nothing else of the project.
 - **sequence model** (``seqtutor.sequence_model``): the Keras LSTM, its one-step runner,
   batched sampling and log p under the prior.
 - **RL** (``seqtutor.rl``): the KL-control math, the algorithm table, the TF-Agents policy,
   replay, collection and agent; the only code that imports ``tf_agents``.
 - **domains** (``seqtutor.domains``): one class per domain behind one protocol. Imports the
   foundation only.
-- **stages** (``seqtutor.components``, ``seqtutor.data_prep``): prepare_data (the Beam jobs),
+- **stages** (``seqtutor.components``, ``seqtutor.data_prep``): prepare_data (the Beam job),
   pretrain, tune, evaluate, generate and the report.
 - **top** (``seqtutor.pipeline``): the local runner, the CLI and the KFP compiler; nothing
   imports it.

@@ -1,7 +1,8 @@
-"""Corpus listing and splitting, shared by every domain's prepare_data job.
+"""What a domain's corpus reader yields, and the corpus listing and splitting of the Beam job.
 
 Inputs are listed in the driver, before any Beam work, so that a missing path fails at once; the
-train/eval split is a hash of each source's content, so it does not depend on where files lie.
+train/eval split is a hash of each sequence's group (its source's content, or the sequence
+itself), so it does not depend on where files lie.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 
 class InputNotFoundError(FileNotFoundError):
@@ -28,6 +30,28 @@ class DroppedInput(Exception):
     subclasses it once per reason; the Beam job counts each reason in stats.json."""
 
     reason = "dropped"
+
+
+class CorpusSequence(NamedTuple):
+    """One sequence out of a domain's corpus reader.
+
+    Attributes:
+      source: where it came from (a path, ``path@index``, the canonical SMILES); the records
+        carry it, and of identical sequences the one with the smallest source is kept.
+      tokens: the sequence, as token ids or as token strings that the domain's ``encode`` maps
+        through the vocabulary built from the corpus.
+      group: what the train/eval split hashes, so that every sequence of one group lands in
+        one split (the melodies of one file share its digest); None: the tokens themselves.
+    """
+
+    source: str
+    tokens: list[Any]
+    group: str | None = None
+
+
+def sequence_key(tokens: Sequence[Any]) -> str:
+    """Identical token sequences, and only those, share this key."""
+    return "\x1f".join(str(token) for token in tokens)
 
 
 def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:

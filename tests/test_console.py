@@ -98,7 +98,7 @@ def test_the_handler_drops_beam_noise_and_keeps_a_worker_s_own_warning():
                 'args" log_location: "/venv/site-packages/apache_beam/options/x.py:12" '
                 'thread: "1"')
     ours = ('severity: WARN timestamp {   seconds: 1 } message: "odd file \\\'a.mid\\\'" '
-            'log_location: "/src/data_prep/melody_job.py:40" thread: "1"')
+            'log_location: "/src/data_prep/sequence_job.py:40" thread: "1"')
     assert not handler.filter(_record(relay, logging.WARNING, "Worker: %s", beam_own))
     record = _record(relay, logging.WARNING, "Worker: %s", ours)
     assert handler.filter(record) and handler.format(record) == "WARNING: worker: odd file 'a.mid'"

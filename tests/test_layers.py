@@ -32,7 +32,8 @@ FOLDERS = {"seqtutor": "seqtutor", **{folder: f"seqtutor.{folder}" for folder in
 LAYERS = (
     ("foundation", ("seqtutor.config", "seqtutor.artifacts", "seqtutor.layout",
                     "seqtutor.tfrecords", "seqtutor.corpus", "seqtutor.plugins",
-                    "seqtutor.figures", "seqtutor.console", "seqtutor.statistic")),
+                    "seqtutor.figures", "seqtutor.console", "seqtutor.statistic",
+                    "seqtutor.readers")),
     ("sequence model", ("seqtutor.sequence_model",)),
     ("RL", ("seqtutor.rl",)),
     ("domains", ("seqtutor.domains",)),
@@ -160,8 +161,10 @@ def test_the_checker_catches_an_upward_and_a_sideways_import():
         "one domain imports another"
     assert violation("seqtutor.components.generate", "seqtutor.components.evaluate") == \
         "one stage imports another (shared code belongs in a lower layer)"
-    assert violation("seqtutor.data_prep.molecule_job", "seqtutor.data_prep.melody_job") == \
+    assert violation("seqtutor.components.tune", "seqtutor.data_prep.sequence_job") == \
         "one stage imports another (shared code belongs in a lower layer)"
+    assert violation("seqtutor.domains.molecule.reader", "seqtutor.data_prep.sequence_job") == \
+        "the domains layer imports the stages layer"
     assert violation("seqtutor.components.tune", "seqtutor.pipeline.runner") == \
         "the stages layer imports the top layer"
     assert violation("seqtutor.components.evaluate", "seqtutor.components.report") is None

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from seqtutor.data_prep import molecule_job
+from seqtutor.domains.molecule import reader
 from seqtutor.domains.molecule import chemistry, reward, tokens
 from seqtutor.domains.molecule.config import MoleculeRewardConfig
 
@@ -15,7 +15,7 @@ VOCAB = tokens.vocabulary(list("CcNnO()=1") + ["Cl"], min_length=5, max_length=4
 
 
 def moses_sample(count=3000):
-    with gzip.open(molecule_job.moses_train_file(), "rt") as handle:
+    with gzip.open(reader.moses_train_file(), "rt") as handle:
         next(handle)  # header
         return [next(handle).strip() for _ in range(count)]
 

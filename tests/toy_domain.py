@@ -15,8 +15,8 @@ from pydantic import Field
 
 from seqtutor.config import DEFAULT_BEAM_ARGS, Options
 from seqtutor.corpus import DroppedInput
-from seqtutor.data_prep.sequence_job import ReadSequences
 from seqtutor.domains import Domain
+from seqtutor.readers import ReadSequences
 
 NUM_DIGITS = 10
 
@@ -85,7 +85,7 @@ class DigitsDomain(Domain):
                                                length=options.sequence_length))
 
     @staticmethod
-    def vocabulary(options) -> dict:
+    def vocabulary(options, summary: dict) -> dict:
         return {"domain": "digits", "num_tokens": NUM_DIGITS,
                 "sequence_length": options.sequence_length}
 

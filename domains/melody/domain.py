@@ -22,7 +22,9 @@ class MelodyDomain(Domain):
     name = "melody"
     data_config = MelodyDataConfig
     reward_config = MelodyRewardConfig
-    prepare_data_job = "seqtutor.data_prep.melody_job:run_job"
+    dataset_description = (
+        "Monophonic melodies in the Sequence Tutor encoding (38 tokens, 16th-note steps, "
+        "C major / A minor, MIDI 48..83).")
     num_tokens = encoding.NUM_TOKENS
     end_token = None
     statistic_keys = statistics.STATISTIC_KEYS
@@ -34,6 +36,31 @@ class MelodyDomain(Domain):
     def __init__(self, reward_config, vocab: dict | None = None, data_dir: Path | None = None):
         del vocab, data_dir  # the melody vocabulary is fixed
         self.binding = reward_config.name_binding
+
+    @classmethod
+    def list_inputs(cls, options) -> list:
+        """MIDI files of ``prepare_data.input``, then the built-in corpus's tunes."""
+        from seqtutor.domains.melody import sources
+        return sources.list_items(options)
+
+    @classmethod
+    def corpus_reader(cls, options):
+        from seqtutor.domains.melody import sources
+        return sources.corpus_reader(options)
+
+    @classmethod
+    def vocabulary(cls, options, summary: dict) -> dict:
+        del summary  # the encoding is fixed
+        return encoding.vocabulary(options.sequence_length)
+
+    @staticmethod
+    def records(options, ids) -> list[tuple[int, list[int]]]:
+        """Consecutive non-overlapping pieces of ``sequence_length`` steps; the first starts at
+        the melody's first step, so the model sees tune openings from the zero state; a last
+        piece shorter than that is dropped."""
+        length = options.sequence_length
+        return [(start, ids[start:start + length])
+                for start in range(0, len(ids) - length + 1, length)]
 
     def metrics_extras(self) -> dict:
         """Which tokens the rules' names were bound to (the report shows it)."""

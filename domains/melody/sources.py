@@ -1,8 +1,8 @@
-"""Melody corpus readers: MIDI files and music21's ABC folk-tune collections to NoteSequences,
-and NoteSequences to encoded melodies (docs/melody.md section 1).
+"""The melody corpus reader: MIDI files and music21's ABC folk-tune collections to
+NoteSequences, and NoteSequences to encoded melodies (docs/melody.md section 1).
 
 Every rejection has its own exception class carrying a short ``reason`` string; the Beam job
-catches :class:`DroppedInput` and counts each reason (a Beam counter and a line in stats.json).
+counts each reason of a :class:`DroppedInput` (a Beam counter and stats.json).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtutor.corpus import DroppedInput, list_input_files
+from seqtutor.corpus import CorpusSequence, DroppedInput, list_input_files
 from seqtutor.domains.melody import encoding
 
 MIDI_EXTENSIONS = (".mid", ".midi")
@@ -343,11 +343,32 @@ def extract_melodies(sequence, options: ExtractionOptions = ExtractionOptions())
     return melodies
 
 
-def cut_into_pieces(tokens: np.ndarray, length: int) -> Iterable[tuple[int, np.ndarray]]:
-    """Consecutive non-overlapping windows of ``length`` steps: (start step, tokens).
+# ---------------------------------------------------------------------------------------------
+# The corpus reader of the Beam job (data_prep/sequence_job.py)
 
-    The first window starts at the melody's first step, so the model sees tune openings from
-    the zero state; a final window shorter than ``length`` is dropped.
-    """
-    for start in range(0, len(tokens) - length + 1, length):
-        yield start, tokens[start:start + length]
+
+def list_items(config) -> list[CorpusItem]:
+    """Every corpus item the prepare_data config names, user files first; raises on a missing
+    path (seqtutor.corpus.InputNotFoundError)."""
+    items = [CorpusItem("midi", path, path) for path in list_midi_files(config.input)]
+    if config.builtin_corpus == "music21_folk":
+        items += list_music21_folk_tunes(config.builtin_collections, config.max_builtin_tunes)
+    return items
+
+
+def read_melodies(item: CorpusItem, options: ExtractionOptions) -> Iterable[CorpusSequence]:
+    """The melodies of one corpus item, ``<source>@<index>``, grouped by the item's content
+    digest: all melodies of one file or tune land in one split."""
+    sequence, digest = read_item_note_sequence(item)
+    for index, tokens in enumerate(extract_melodies(sequence, options)):
+        yield CorpusSequence(f"{item.source}@{index}", tokens.tolist(), digest)
+
+
+def corpus_reader(config):
+    """The Beam transform from corpus items to melodies, with the config's extraction settings."""
+    from seqtutor.readers import ReadSequences
+
+    options = ExtractionOptions(
+        min_bars=config.min_bars, min_unique_pitches=config.min_unique_pitches,
+        gap_bars=config.gap_bars, melody_track=config.melody_track)
+    return ReadSequences(functools.partial(read_melodies, options=options))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -23,7 +24,9 @@ class MoleculeDomain(Domain):
     name = "molecule"
     data_config = MoleculeDataConfig
     reward_config = MoleculeRewardConfig
-    prepare_data_job = "seqtutor.data_prep.molecule_job:run_job"
+    dataset_description = (
+        "SMILES molecules as token ids ([BOS, tokens, EOS]; vocab.json maps ids to tokens), "
+        "canonicalised by RDKit, de-duplicated, split by a hash of the SMILES.")
     statistic_keys = reward.STATISTIC_KEYS
     statistic_info = reward.STATISTICS
     paper_table = reward.PAPER_TABLE_2
@@ -49,6 +52,41 @@ class MoleculeDomain(Domain):
 
     def close(self) -> None:
         self.scorer.close()
+
+    @classmethod
+    def list_inputs(cls, options) -> list:
+        """The SMILES files of ``prepare_data.input``, then the built-in corpus, checked."""
+        from seqtutor.domains.molecule import reader
+        return reader.list_inputs(options)
+
+    @classmethod
+    def corpus_reader(cls, options):
+        from seqtutor.domains.molecule import reader
+        return reader.ReadSmiles(options)
+
+    @classmethod
+    def input_stats(cls, options, inputs: list) -> dict:
+        return {"input_files": [file.source for file in inputs],
+                "lines_read": sum(file.lines for file in inputs)}
+
+    @staticmethod
+    def train_maxima(tokens) -> dict[str, int]:
+        return {"max_carbon_run": smiles_tokens.longest_carbon_run(tokens)}
+
+    @classmethod
+    def vocabulary(cls, options, summary: dict) -> dict:
+        """The corpus's tokens after PAD, BOS and EOS, with the training split's shortest
+        length and longest carbon run (the task reward's penalties)."""
+        return smiles_tokens.vocabulary(
+            summary.get("tokens", []), min_length=summary.get("min_length", 0),
+            max_length=summary.get("max_length", 0),
+            max_carbon_run=summary.get("max_carbon_run", 0),
+            episode_length_cap=options.episode_length_cap)
+
+    @staticmethod
+    def encode(vocab: dict, tokens) -> list[int]:
+        """[BOS, token ids..., EOS]."""
+        return _codec(tuple(vocab["tokens"]), int(vocab["eos"])).encode_tokens(tokens)
 
     def episode_length(self, configured: int | None) -> int:
         return int(configured or self.vocab["episode_length"])
@@ -148,3 +186,9 @@ class MoleculeDomain(Domain):
         from seqtutor.domains.molecule import render
         strings, finished = self.codec.decode_batch(actions)
         return render.samples_html(name, [s for s, f in zip(strings, finished) if f])
+
+
+@functools.lru_cache(maxsize=4)
+def _codec(id_to_token: tuple[str, ...], eos: int) -> smiles_tokens.Codec:
+    """One codec per vocabulary for the Beam job's many ``encode`` calls."""
+    return smiles_tokens.Codec({"tokens": list(id_to_token), "eos": eos})

@@ -67,7 +67,11 @@ class Codec:
 
     def encode(self, smiles: str) -> list[int]:
         """[BOS, tokens..., EOS]; raises KeyError for a token outside the vocabulary."""
-        return [BOS_ID] + [self.token_to_id[t] for t in tokenize(smiles)] + [EOS_ID]
+        return self.encode_tokens(tokenize(smiles))
+
+    def encode_tokens(self, tokens: Sequence[str]) -> list[int]:
+        """[BOS, ids of ``tokens``..., EOS]; raises KeyError for a token outside the vocabulary."""
+        return [BOS_ID] + [self.token_to_id[t] for t in tokens] + [EOS_ID]
 
     def decode(self, actions: Sequence[int]) -> tuple[str, bool]:
         """An episode's actions -> (SMILES before the first EOS, whether an EOS ended it).

@@ -1,11 +1,14 @@
-"""The molecule Beam job on SMILES files written by the tests (bad lines included)."""
+"""The Beam job on the molecule corpus: SMILES files written by the tests (bad lines
+included)."""
 
 import gzip
 import json
 
 import pytest
 
-from seqtutor.data_prep import molecule_job
+from seqtutor.data_prep import sequence_job
+from seqtutor.domains.molecule import reader
+from seqtutor.domains.molecule.domain import MoleculeDomain
 from seqtutor import tfrecords
 from seqtutor.corpus import EmptyCorpusError
 from seqtutor.corpus import InputNotFoundError
@@ -47,8 +50,8 @@ def test_smiles_files_with_bad_lines(smiles_corpus, tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["inputs_read"] == 2 and stats["lines_read"] == 9 + 5
     assert stats["dropped_by_reason"] == {"empty_line": 1, "invalid_smiles": 1, "too_long": 1}
-    assert stats["duplicate_molecules"] == 1  # OCC is CCO once canonicalised
-    assert stats["molecules_written"] == len(GOOD)
+    assert stats["duplicate_sequences"] == 1  # OCC is CCO once canonicalised
+    assert stats["sequences_written"] == len(GOOD)
 
     vocab = json.loads((out / "vocab.json").read_text())
     assert vocab["tokens"][:3] == list(tokens.SPECIAL_TOKENS)
@@ -81,25 +84,25 @@ def test_builtin_moses_sample(tmp_path):
     out = runner.run_stage(config, "prepare_data", tmp_path / "work").path
     stats = json.loads((out / "stats.json").read_text())
     assert stats["lines_read"] == 1_584_663
-    assert 200 < stats["molecules_written"] < 400 and stats["inputs_dropped"] == 0
+    assert 200 < stats["sequences_written"] < 400 and stats["inputs_dropped"] == 0
     # The sample and the split use different hashes: both splits get molecules.
     assert stats["records_out"]["eval"] > 20 and stats["records_out"]["train"] > 150
 
 
 def test_bad_inputs_fail_before_beam_and_leave_no_artifact(smiles_corpus, tmp_path):
     with pytest.raises(InputNotFoundError, match="nothing_here"):
-        molecule_job.list_inputs(
+        reader.list_inputs(
             molecule_config(input=[str(tmp_path / "nothing_here.smi")]).prepare_data)
     with pytest.raises(runner.StageError, match="no column 'SMILES'"):
         runner.run_stage(molecule_config(input=[str(smiles_corpus / "b.csv.gz")]),
                          "prepare_data", tmp_path / "work")
     (tmp_path / "bad.smi").write_text("xx\nyy\n")
-    with pytest.raises(runner.StageError, match="no train or eval molecules"):
+    with pytest.raises(runner.StageError, match="no train or eval records"):
         runner.run_stage(molecule_config(input=[str(tmp_path / "bad.smi")]), "prepare_data",
                          tmp_path / "work2")
     assert not (tmp_path / "work2" / "prepare_data").exists()
     with pytest.raises(EmptyCorpusError):
-        molecule_job.run_job(molecule_config().prepare_data, tmp_path)
+        sequence_job.run_job(MoleculeDomain, molecule_config().prepare_data, tmp_path)
 
 
 def test_molecule_config_errors_name_the_key():

@@ -1,4 +1,5 @@
-"""The melody Beam job on MIDI files written by the tests (bad ones included) and music21 tunes."""
+"""The Beam job on the melody corpus: MIDI files written by the tests (bad ones included) and
+music21 tunes."""
 
 import json
 
@@ -6,7 +7,6 @@ import numpy as np
 import pytest
 
 from seqtutor import corpus
-from seqtutor.data_prep import melody_job
 from seqtutor.domains.melody import sources as melody_sources
 from seqtutor import tfrecords
 from seqtutor import artifacts
@@ -28,13 +28,13 @@ def test_midi_corpus_with_bad_files(midi_corpus, tmp_path):
     assert stats["inputs_read"] == 8
     # Every bad input is counted with its reason; the good ones go on.
     assert stats["dropped_by_reason"] == {"corrupt_midi": 3, "drums_only": 1, "no_melody": 1}
-    reasons = {d["source"].rsplit("/", 1)[-1]: d["reason"] for d in stats["dropped_inputs"]}
+    reasons = {d["source"].rsplit("/", 1)[-1]: d["reason"] for d in stats["dropped_examples"]}
     assert reasons == {"truncated.mid": "corrupt_midi", "not_midi.mid": "corrupt_midi",
                        "empty.mid": "corrupt_midi", "drums.mid": "drums_only",
                        "two_pitches.mid": "no_melody"}
     # The D major copy of the C major scale transposes to the same melody: de-duplicated.
-    assert stats["duplicate_melodies"] == 1
-    assert stats["melodies_written"] == 2
+    assert stats["duplicate_sequences"] == 1
+    assert stats["sequences_written"] == 2
     assert sum(stats["records_out"].values()) > 0
 
     records = _records(out, "train") + _records(out, "eval")
@@ -47,7 +47,7 @@ def test_midi_corpus_with_bad_files(midi_corpus, tmp_path):
 
     assert json.loads((out / "vocab.json").read_text())["num_tokens"] == 38
     record = artifacts.read_artifact(out)
-    assert record["stage"] == "prepare_data" and record["summary"]["melodies_written"] == 2
+    assert record["stage"] == "prepare_data" and record["summary"]["sequences_written"] == 2
 
 
 def test_dataset_loads_with_tfds_builder_from_directory(midi_corpus, tmp_path):
@@ -69,7 +69,7 @@ def test_music21_tunes_and_same_input_same_records(tmp_path):
     first = runner.run_stage(config, "prepare_data", tmp_path / "a").path
     second = runner.run_stage(config, "prepare_data", tmp_path / "b").path
     stats = json.loads((first / "stats.json").read_text())
-    assert stats["inputs_read"] == 12 and stats["melodies_written"] >= 10
+    assert stats["inputs_read"] == 12 and stats["sequences_written"] >= 10
     for split in ("train", "eval"):
         assert _records(first, split) == _records(second, split)
         assert _records(first, split)
@@ -89,7 +89,7 @@ def test_split_is_by_source_and_deterministic():
 def test_missing_input_fails_before_beam(tmp_path):
     config = melody_config(input=[str(tmp_path / "no_such_dir" / "*.mid")])
     with pytest.raises(corpus.InputNotFoundError, match="no_such_dir"):
-        melody_job.list_items(config.prepare_data)
+        melody_sources.list_items(config.prepare_data)
     with pytest.raises(runner.StageError, match="matches no file"):
         runner.run_stage(config, "prepare_data", tmp_path / "work")
     assert not (tmp_path / "work" / "prepare_data").exists()
