@@ -41,6 +41,23 @@ MAX_DROPPED_EXAMPLES = 1000
 LENGTH_BIN = 16  # stats.json's histogram of sequence lengths, in bins of this many tokens
 
 
+_GROUP_IS_SOURCE = 1  # how a group equal to the source crosses the shuffle
+
+
+def _keyed(sequence) -> tuple[tuple, tuple]:
+    """(tokens, (source, group)): identical sequences share the key. Plain tuples, and the
+    tokens only once: all of it crosses the shuffle, which Beam encodes fastest so. A group
+    equal to the source (a molecule's canonical SMILES) crosses as a small marker."""
+    source, tokens, group = sequence
+    return tuple(tokens), (source, _GROUP_IS_SOURCE if group == source else group)
+
+
+def _unkeyed(element) -> tuple[str, list, str | None]:
+    """(tokens, (count, (source, group))) -> the kept (source, tokens, group)."""
+    tokens, (_, (source, group)) = element
+    return source, list(tokens), source if group == _GROUP_IS_SOURCE else group
+
+
 def _assign_split(sequence: tuple, eval_fraction: float) -> tuple[str, tuple]:
     """(split, sequence): a hash of the sequence's group, or of its tokens without one."""
     _, tokens, group = sequence
@@ -59,7 +76,7 @@ def _drop_event(element) -> dict:
 
 
 class FirstOfIdenticalFn(beam.CombineFn):
-    """Identical (source, tokens, group) sequences -> (how many, the one with the smallest
+    """The (source, group) of identical sequences -> (how many, the one with the smallest
     source): deterministic."""
 
     def create_accumulator(self):
@@ -159,13 +176,12 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list, output_dir: Path, doma
                | "DropEvents" >> beam.Map(_drop_event))
     identical = (read
                  | "Sequences" >> beam.Filter(lambda element: not _is_drop(element))
-                 # Plain tuples from here: Beam encodes them fast across shuffles.
-                 | "KeyByTokens" >> beam.Map(lambda s: (sequence_key(s.tokens), tuple(s)))
+                 | "KeyByTokens" >> beam.Map(_keyed)
                  | "FirstOfIdentical" >> beam.CombinePerKey(FirstOfIdenticalFn()))
     duplicates = identical | "DuplicateEvents" >> beam.FlatMap(
         lambda kv: [{"event": "duplicates", "count": kv[1][0] - 1}] if kv[1][0] > 1 else [])
     sequences = (identical
-                 | "Unique" >> beam.Map(lambda kv: kv[1][1])
+                 | "Unique" >> beam.Map(_unkeyed)
                  | "Split" >> beam.Map(_assign_split, options.eval_fraction))
     summary = sequences | "CorpusSummary" >> beam.CombineGlobally(
         CorpusSummaryFn(domain_class.train_maxima))

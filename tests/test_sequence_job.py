@@ -18,7 +18,8 @@ def _combine_in_parts(fn, parts):
 
 def test_identical_sequences_keep_the_smallest_source_however_they_are_bundled():
     fn = sequence_job.FirstOfIdenticalFn()
-    copies = [tuple(CorpusSequence(source, [1, 2, 3])) for source in ("c", "a", "b", "d")]
+    copies = [sequence_job._keyed(CorpusSequence(source, [1, 2, 3]))[1]
+              for source in ("c", "a", "b", "d")]
     for parts in ([copies], [copies[:1], copies[1:]], [copies[2:], [], copies[:2]]):
         count, kept = _combine_in_parts(fn, parts)
         assert count == 4 and kept[0] == "a"
@@ -45,3 +46,11 @@ def test_an_empty_corpus_summary_has_every_key():
 
 def test_the_sequence_key_tells_apart_what_joining_would_merge():
     assert sequence_key(["1", "23"]) != sequence_key(["12", "3"])
+
+
+def test_a_sequence_crosses_the_shuffle_and_comes_back_unchanged():
+    for sequence in (CorpusSequence("path:3@0", [1, 2, 3]),          # no group: split by tokens
+                     CorpusSequence("CCO", ["C", "C", "O"], "CCO"),  # group = source (SMILES)
+                     CorpusSequence("a.mid@1", [5, 0, 7], "digest")):
+        key, value = sequence_job._keyed(sequence)
+        assert sequence_job._unkeyed((key, (1, value))) == tuple(sequence)

@@ -3,9 +3,10 @@ token sequences (docs/molecule.md section 1).
 
 Reading::
 
-    each input file -> its lines (CSV header skipped; a hash sample of them with sample_size)
-    -> Reshuffle (parsing, the costly part, spreads over every worker) -> ParseSmiles (column,
-    RDKit parse + canonicalise, length cap, allowed tokens; drops counted by reason)
+    each input file -> batches of its lines (CSV header skipped; a hash sample of them with
+    sample_size) -> Reshuffle (parsing, the costly part, spreads over every worker; a batch
+    crosses it as one element) -> ParseSmiles (column, RDKit parse + canonicalise, length cap,
+    allowed tokens; drops counted by reason)
 
 The files are listed and checked in the driver before Beam starts: a missing path, or a CSV
 file without the SMILES column, fails at once.
@@ -29,6 +30,7 @@ from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 log = logging.getLogger(__name__)
 
 SMILES_EXTENSIONS = (".smi", ".smiles", ".csv", ".csv.gz", ".smi.gz", ".txt")
+LINES_PER_BATCH = 1000
 MOSES_TRAIN = "dataset/data/train.csv.gz"
 
 
@@ -122,9 +124,10 @@ def list_inputs(config) -> list[SmilesFile]:
     return files
 
 
-def _lines(file: SmilesFile):
-    """(path, column, line) for each data line of ``file`` that the sample keeps (plain
-    tuples: Beam encodes them fast across the reshuffle)."""
+def _line_batches(file: SmilesFile):
+    """(path, column, lines) for batches of the data lines of ``file`` that the sample keeps
+    (plain tuples: Beam encodes them fast)."""
+    batch = []
     with _open_text(file.source) as handle:
         if file.column is not None:
             next(handle, None)
@@ -132,23 +135,29 @@ def _lines(file: SmilesFile):
             line = line.rstrip("\r\n")
             # Salted: the split hashes the (mostly identical) canonical SMILES.
             if file.keep >= 1.0 or hash_fraction("sample:" + line) < file.keep:
-                yield file.source, file.column, line
+                batch.append(line)
+                if len(batch) == LINES_PER_BATCH:
+                    yield file.source, file.column, batch
+                    batch = []
+    if batch:
+        yield file.source, file.column, batch
 
 
 class ParseSmilesFn(beam.DoFn):
-    """(path, column, line) -> the canonical SMILES as a CorpusSequence, or a drop with its
-    reason."""
+    """(path, column, lines) -> for each line the canonical SMILES as a CorpusSequence, or a
+    drop with its reason."""
 
     def __init__(self, max_tokens: int, allowed_tokens: list[str] | None):
         self._max_tokens = max_tokens
         self._allowed = set(allowed_tokens) if allowed_tokens else None
 
     def process(self, element):
-        source, column, line = element
-        try:
-            yield self._parse(column, line)
-        except DroppedInput as error:
-            yield source, error
+        source, column, lines = element
+        for line in lines:
+            try:
+                yield self._parse(column, line)
+            except DroppedInput as error:
+                yield source, error
 
     def _parse(self, column: int | None, line: str) -> CorpusSequence:
         if column is None:
@@ -181,7 +190,7 @@ class ReadSmiles(beam.PTransform):
 
     def expand(self, files):
         return (files
-                | "Lines" >> beam.FlatMap(_lines)
+                | "LineBatches" >> beam.FlatMap(_line_batches)
                 | "SpreadLines" >> beam.Reshuffle()
                 | "Parse" >> beam.ParDo(ParseSmilesFn(self._config.max_tokens,
                                                       self._config.allowed_tokens)))
