@@ -21,13 +21,39 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import domains, layout, sequence_model, tfrecords
+from seqtutor import domains, layout, sequence_model, sweep, tfrecords
+from seqtutor.config import MLE_MODEL
 from seqtutor.components import report
 from seqtutor.rl.policy import load_sampler
 
 log = logging.getLogger(__name__)
 DATA_ROW = "data"  # the eval split, scored like a model's samples
 SHOWN_SAMPLES = 12  # per model, in the report (the melody report plays the first 3)
+
+
+def model_names(config) -> list[str]:
+    """The models to evaluate: ``evaluate.models`` with each algorithm at every sweep point."""
+    return [variant for name in config.evaluate.models
+            for variant in ([name] if name == MLE_MODEL else config.tune_variants([name]))]
+
+
+def over_seeds(models: dict[str, dict], groups: dict[str, list[str]]) -> dict[str, dict]:
+    """Per group of models that differ only by seed: its evaluated members, and the mean and
+    sample standard deviation (None for one member) of every numeric statistic."""
+    summary = {}
+    for group, members in groups.items():
+        present = [member for member in members if member in models]
+        if not present:
+            continue
+        keys = [key for key, value in models[present[0]].items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        values = {key: np.array([float(models[m][key]) for m in present]) for key in keys}
+        summary[group] = {
+            "models": present,
+            "mean": {key: float(v.mean()) for key, v in values.items()},
+            "sd": {key: float(v.std(ddof=1)) if len(v) > 1 else None
+                   for key, v in values.items()}}
+    return summary
 
 
 def run(config, inputs: dict[str, Path], output: Path) -> dict:
@@ -45,11 +71,12 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         tf.keras.utils.set_random_seed(config.seed)
 
         models, missing, samples, details = {}, [], {}, {}
-        for name in options.models:
+        for name in model_names(config):
             sampler = load_sampler(inputs["pretrain"], inputs.get("tune"), name)
             if sampler is None:
                 log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG "
-                            "--algorithm %s`); evaluating the rest", name, name)
+                            "--algorithm %s`); evaluating the rest", name,
+                            sweep.algorithm_of(name))
                 missing.append(name)
                 continue
             tokens, log_prior = sampler.sample(first_tokens, length,
@@ -75,12 +102,15 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         samples[DATA_ROW] = compositions[np.unique(spread)]
         models[DATA_ROW], details[DATA_ROW] = domain.evaluate(compositions, data_log_prior)
 
+        tuned = [name for name in options.models if name != MLE_MODEL]
         metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
                    "missing_models": missing, domain.details_key: details,
+                   "seed_groups": over_seeds(models, sweep.seed_groups(tuned, config.points())),
                    **domain.metrics_extras()}
         (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
         report_path = report.write_report(output, metrics, samples,
-                                          report.read_curves(inputs.get("tune")), domain)
+                                          report.read_curves(inputs.get("tune"), models),
+                                          domain)
         log.debug("evaluate: wrote %s", report_path.name)  # `seqtutor run` prints its path
         return {"models": sorted(models), "missing_models": missing,
                 **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)

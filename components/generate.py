@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtutor import artifacts, domains, layout, tfrecords
+from seqtutor import artifacts, domains, layout, sweep, tfrecords
 from seqtutor.config import MLE_MODEL
 from seqtutor.rl import algorithms
 from seqtutor.rl.policy import load_sampler
@@ -21,8 +21,9 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
       MissingArtifactError: the model has not been trained (names the command to run).
     """
     known = (MLE_MODEL, *algorithms.names())
-    if model not in known:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(known)}")
+    if sweep.algorithm_of(model) not in known:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(known)} (or an "
+                         "algorithm at a sweep point: psi@c=0.25,seed=1)")
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
     pretrain_dir = layout.stage_dir(workdir, "pretrain")
@@ -32,7 +33,7 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
     if sampler is None:
         raise artifacts.MissingArtifactError(
             f"no tuned model {model!r} in {tune_dir}: run "
-            f"`seqtutor tune CONFIG --algorithm {model}` first")
+            f"`seqtutor tune CONFIG --algorithm {sweep.algorithm_of(model)}` first")
     domain = domains.get_domain(config.domain, config.reward, tfrecords.read_vocab(pretrain_dir))
     with domain:
         first = domain.priming_tokens(np.random.default_rng(config.seed), num)

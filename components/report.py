@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtutor import layout
+from seqtutor import layout, sweep
 from seqtutor.config import MLE_MODEL
 from seqtutor.figures import figure, figure_uri
 from seqtutor.rl import algorithms
@@ -154,16 +154,18 @@ def _row_label(key: str, statistic: Statistic) -> str:
 
 
 def statistics_table(models: dict[str, dict], keys, paper: dict,
-                     info: dict[str, Statistic] | None = None) -> str:
+                     info: dict[str, Statistic] | None = None,
+                     spread: dict[str, dict] | None = None) -> str:
     """Models side by side, the MLE row's distance to the data, and the paper's table
     (``paper``: {"columns": names, "rows": {key: values}}, optionally "source").
 
     ``info``: each key's :class:`Statistic` (default: :func:`statistic_info` without a domain).
+    ``spread``: a standard deviation over seeds per column and key, shown as ``mean ± sd``.
     The best model of each ranked row is in bold (class ``best``); the data column, the
     difference and the paper's columns (class ``paper``) do not compete.
     """
     info = info if info is not None else statistic_info(None, keys)
-    names = [m for m in model_order() if m in models]
+    names = model_order(models)
     contenders = [n for n in names if n != DATA_COLUMN]
     compare = DATA_COLUMN in models and MLE_MODEL in models
     columns = tuple(paper.get("columns", ()))
@@ -190,6 +192,9 @@ def statistics_table(models: dict[str, dict], keys, paper: dict,
         cells = []
         for n in names:
             text = f"<b>{texts[n]}</b>" if n in best else texts[n]
+            sd = (spread or {}).get(n, {}).get(key)
+            if texts[n] and sd is not None:
+                text += f" <span class='sd'>± {format_value(sd, statistic.unit, decimals)}</span>"
             classes = (["ref"] if n == DATA_COLUMN else []) + (["best"] if n in best else [])
             cells.append(_td(text, classes, missing="–"))
         if compare:
@@ -205,26 +210,97 @@ def statistics_table(models: dict[str, dict], keys, paper: dict,
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def model_order() -> tuple[str, ...]:
-    """The report's columns: the data, the MLE model, then the algorithm table's order."""
-    return (DATA_COLUMN, MLE_MODEL, *algorithms.names())
+def table_columns(metrics: dict) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The statistics table's columns and their spread: with seeds swept, each group of models
+    that differ only by seed is one column, its mean (and standard deviation) over seeds."""
+    groups = metrics.get("seed_groups") or {}
+    grouped = {member for group in groups.values() for member in group["models"]}
+    columns = {name: stats for name, stats in metrics["models"].items() if name not in grouped}
+    columns.update({name: group["mean"] for name, group in groups.items()})
+    return columns, {name: group["sd"] for name, group in groups.items()}
 
 
-def read_curves(tune_dir: Path | None) -> dict[str, list[dict]]:
-    """Every tuned algorithm's curves.csv rows, by algorithm (none without a tune dir)."""
+FRONTIER_FIELDS = ("model", "algorithm", "seeds", "mean_task_reward", "sd_task_reward",
+                   "mean_log_prior", "sd_log_prior")
+
+
+def frontier_rows(metrics: dict) -> list[dict]:
+    """Mean task reward and mean log p(a|s) under the prior of every column of the statistics
+    table (a group over seeds with its standard deviations), the data and the MLE included."""
+    columns, spread = table_columns(metrics)
+    groups = metrics.get("seed_groups") or {}
+    rows = []
+    for name in model_order(columns):
+        stats, sd = columns[name], spread.get(name, {})
+        rows.append({
+            "model": name,
+            "algorithm": name if name in (DATA_COLUMN, MLE_MODEL) else sweep.algorithm_of(name),
+            "seeds": len(groups[name]["models"]) if name in groups else 1,
+            "mean_task_reward": stats.get("mean_task_reward"),
+            "sd_task_reward": sd.get("mean_task_reward"),
+            "mean_log_prior": stats.get("mean_log_prior"),
+            "sd_log_prior": sd.get("mean_log_prior")})
+    return rows
+
+
+def write_frontier_csv(path: Path, rows: list[dict]) -> None:
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, FRONTIER_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+
+
+def frontier_png(rows: list[dict]) -> str | None:
+    """Task reward against closeness to the prior: one line per algorithm through its models
+    (or groups over seeds, with error bars of one standard deviation), the MLE and the data as
+    reference points."""
+    points = [r for r in rows if r["mean_task_reward"] is not None
+              and r["mean_log_prior"] is not None]
+    tuned = [r for r in points if r["algorithm"] not in (DATA_COLUMN, MLE_MODEL)]
+    if not tuned:
+        return None
+    fig, axis = figure(figsize=(7, 4.5))
+    for algorithm in dict.fromkeys(r["algorithm"] for r in tuned):
+        line = sorted((r for r in tuned if r["algorithm"] == algorithm),
+                      key=lambda r: r["mean_log_prior"])
+        axis.errorbar([r["mean_log_prior"] for r in line], [r["mean_task_reward"] for r in line],
+                      xerr=[r["sd_log_prior"] or 0.0 for r in line],
+                      yerr=[r["sd_task_reward"] or 0.0 for r in line],
+                      marker="o", capsize=3, label=algorithm)
+    for row, marker in ((r, m) for r in points for name, m in ((MLE_MODEL, "s"),
+                                                               (DATA_COLUMN, "*"))
+                        if r["model"] == name):
+        axis.scatter([row["mean_log_prior"]], [row["mean_task_reward"]], marker=marker, s=90,
+                     color="black", zorder=3, label=row["model"])
+    axis.set(xlabel="mean log p(a|s) under the prior (closer to the data →)",
+             ylabel="mean r_T per episode", title="task reward against closeness to the prior")
+    axis.legend(fontsize="small")
+    return figure_uri(fig)
+
+
+def model_order(names) -> list[str]:
+    """The report's columns among ``names``: the data, the MLE model, then the tuned models in
+    the algorithm table's order (an algorithm's sweep points in the order given)."""
+    rank = {name: i for i, name in enumerate((DATA_COLUMN, MLE_MODEL, *algorithms.names()))}
+    names = [name for name in names if sweep.algorithm_of(name) in rank]
+    return sorted(names, key=lambda name: (rank[sweep.algorithm_of(name)], names.index(name)))
+
+
+def read_curves(tune_dir: Path | None, models) -> dict[str, list[dict]]:
+    """The curves.csv rows of each tuned model among ``models`` (none without a tune dir)."""
     curves = {}
-    for algorithm in algorithms.names() if tune_dir is not None else ():
-        path = layout.tuned_dir(tune_dir, algorithm) / layout.CURVES_FILE
+    for model in models if tune_dir is not None else ():
+        path = layout.tuned_dir(tune_dir, model) / layout.CURVES_FILE
         if path.is_file():
             with path.open() as handle:
-                curves[algorithm] = list(csv.DictReader(handle))
+                curves[model] = list(csv.DictReader(handle))
     return curves
 
 
 def details_table(details: dict[str, dict], title: str, unit: str = VALUE,
                   row_units: dict[str, str] | None = None) -> str:
     """The domain's details per model, in ``unit`` but for the rows of ``row_units``."""
-    names = [m for m in model_order() if m in details]
+    names = model_order(details)
     kinds = list(next(iter(details.values())))
     rows = []
     for kind in kinds:
@@ -258,6 +334,7 @@ STYLE = (
     "thead th.group.paper{font-style:italic}"
     ".first{border-left:3px double #888}"
     "img{max-width:100%}"
+    "span.sd{color:#666;font-size:90%}"
 )
 
 
@@ -284,9 +361,13 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
     if metrics.get("missing_models"):
         parts.append(f"<p>Not tuned, so not evaluated: "
                      f"{html.escape(', '.join(metrics['missing_models']))}.</p>")
+    columns, spread = table_columns(metrics)
+    if spread:
+        parts.append("<p>Seeds swept: each tuned column is the mean ± standard deviation over "
+                     "its seeds (every seed's values are in metrics.json).</p>")
     parts += ["<h2>Statistics</h2>",
-              statistics_table(metrics["models"], keys, domain.paper_table,
-                               statistic_info(domain, keys))]
+              statistics_table(columns, keys, domain.paper_table, statistic_info(domain, keys),
+                               spread)]
     details = metrics.get(domain.details_key)
     if details:
         parts.append(details_table(details, domain.details_key.replace("_", " ").capitalize(),
@@ -295,8 +376,15 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
     if curve_image:
         parts += ["<h2>Training curves (paper Figure 2)</h2>",
                   f"<img alt='training curves' src='{curve_image}'>"]
+    rows = frontier_rows(metrics)
+    write_frontier_csv(Path(output) / layout.FRONTIER_FILE, rows)
+    frontier_image = frontier_png(rows)
+    if frontier_image:
+        parts += ["<h2>Task reward against the prior</h2>",
+                  f"<img alt='frontier' src='{frontier_image}'>",
+                  f"<p>The same numbers: <code>{layout.FRONTIER_FILE}</code>.</p>"]
     parts.append("<h2>Samples</h2>")
-    for name in (m for m in model_order() if m in samples):
+    for name in model_order(samples):
         parts += [f"<h3>{html.escape(name)}</h3>", domain.samples_html(name, samples[name])]
     parts.append("</body></html>")
     path = Path(output) / layout.REPORT_FILE

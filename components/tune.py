@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import console, domains, layout, sequence_model, tfrecords
+from seqtutor import console, domains, layout, sequence_model, sweep, tfrecords
 from seqtutor.rl import algorithms, kl_control
 from seqtutor.rl.agent import SequenceTutorAgent
 from seqtutor.rl.collect import collect_episodes, epsilon_schedule
@@ -188,7 +188,8 @@ def _continue_from(previous: Path, output: Path) -> None:
 
 def run(config, inputs: dict[str, Path], output: Path, variant: str,
         previous: Path | None = None) -> dict:
-    """Tune ``variant`` (an algorithm) from ``inputs["pretrain"]`` into ``output``: open the run
+    """Tune ``variant`` (an algorithm, or an algorithm at a sweep point: ``psi@c=0.25``; the
+    runner passes the config at that point) from ``inputs["pretrain"]`` into ``output``: open the run
     (or resume it), train to ``tune.num_steps``, export the model and the policy.
 
     ``previous`` (from the runner) is a finished tune artifact of the same algorithm, prior and
@@ -207,9 +208,10 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
             f"the {domain.name} domain has {domain.num_tokens} tokens, the model "
             f"{vocab['num_tokens']}")
     with domain:  # closes the molecule domain's RDKit scoring processes
-        tuner, manager = _open(config, pretrained, domain, variant, output, previous)
+        algorithm = sweep.algorithm_of(variant)
+        tuner, manager = _open(config, pretrained, domain, algorithm, output, previous)
         curves = _train(tuner, manager, output, variant)
-        return _export(tuner, curves, vocab, output, variant)
+        return _export(tuner, curves, vocab, output, algorithm)
 
 
 def _open(config, pretrained, domain, algorithm: str, output: Path, previous: Path | None):
@@ -228,7 +230,7 @@ def _open(config, pretrained, domain, algorithm: str, output: Path, previous: Pa
     return tuner, manager
 
 
-def _train(tuner: Tuner, manager, output: Path, algorithm: str) -> CurveWriter:
+def _train(tuner: Tuner, manager, output: Path, variant: str) -> CurveWriter:
     """Collect, train, add curve points and checkpoint until ``num_steps``; the curves."""
     options, domain = tuner.options, tuner.domain
     start = int(tuner.env_steps.numpy())
@@ -245,7 +247,7 @@ def _train(tuner: Tuner, manager, output: Path, algorithm: str) -> CurveWriter:
                 if k in shown_names and v != ""}
 
     # Keras's Progbar redraws on every update, also into log files: the console's bar instead.
-    progress = console.Progress(f"tune/{algorithm}", options.num_steps, unit="env step",
+    progress = console.Progress(f"tune/{variant}", options.num_steps, unit="env step",
                                 start=start)
     shown = shown_point(curves.rows[-1])
     progress.update(start, shown)
@@ -260,7 +262,7 @@ def _train(tuner: Tuner, manager, output: Path, algorithm: str) -> CurveWriter:
                 loss, mean_value = trained
                 if not (math.isfinite(loss) and math.isfinite(mean_value)):
                     raise NonFiniteError(
-                        f"tune/{algorithm}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                        f"tune/{variant}: the loss ({loss}) or the mean Q-value ({mean_value}) "
                         f"is not finite at environment step {steps}; the last good checkpoint is "
                         f"kept in {output / layout.CHECKPOINT_DIR}. Lower tune.learning_rate or "
                         "raise tune.c.")

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from seqtutor import artifacts, config as config_lib, console
+from seqtutor import artifacts, config as config_lib, console, sweep
 from seqtutor.pipeline import runner
 from seqtutor.rl import algorithms as rl_algorithms
 
@@ -32,6 +32,12 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
                         "(overrides the config)")
 
 
+def _max_points(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-points", type=int, default=sweep.MAX_POINTS, metavar="N",
+                        help="the most points the config's sweep may have "
+                             f"(default {sweep.MAX_POINTS})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqtutor",
@@ -50,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="rerun every stage from scratch (a finished pretraining whose max_steps "
                           "grew is otherwise continued)")
+    _max_points(run)
 
     prepare = commands.add_parser("prepare-data", help="the Beam job: corpus -> TFRecords")
     _common(prepare)
@@ -63,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--algorithm", action="append", default=None,
                       help="an algorithm of the table: q, psi, g, rl_only or a registered one "
                            "(repeatable; default: the config's list)")
+    _max_points(tune)
 
     compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
     _common(compile_)
@@ -137,7 +145,8 @@ def _command(args) -> int:
         workdir = args.workdir or runner.default_workdir(config)
         if args.command == "run":
             results = runner.run_pipeline(config, workdir, only=args.only,
-                                          from_stage=args.from_stage, force=args.force)
+                                          from_stage=args.from_stage, force=args.force,
+                                          max_points=args.max_points)
         elif args.command == "compile":
             from seqtutor.pipeline import kfp_pipeline
             kfp_pipeline.compile_pipeline(
@@ -161,8 +170,9 @@ def _command(args) -> int:
             # Validated as the config's list is (each algorithm's allowed starts).
             config = config_lib.config_from_dict(config.model_dump(mode="json"),
                                                  [("tune.algorithms", list(algorithms))])
-            results = [runner.run_stage(config, "tune", workdir, force=True, variant=algorithm)
-                       for algorithm in algorithms]
+            runner.check_sweep(config, args.max_points)
+            results = [runner.run_stage(config, "tune", workdir, force=True, variant=variant)
+                       for variant in config.tune_variants()]
         else:
             results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,
                                         force=True)]

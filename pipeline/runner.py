@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seqtutor import artifacts, console, layout, plugins
+from seqtutor import artifacts, console, layout, plugins, sweep
 from seqtutor.config import Config
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,8 @@ class Stage:
     # fingerprint covers these and nothing else, so an edit elsewhere does not rerun it.
     reads: tuple[str, ...]
     resumable: bool = False  # keeps checkpoints in its partial directory across a failure
-    # A stage with variants (tune: one per algorithm) writes one artifact per variant into
-    # <name>/<variant>/; ``variant_key`` is the config list that names them.
+    # A stage with variants (tune: one per algorithm and sweep point) writes one artifact per
+    # variant into <name>/<variant>/; ``variant_key`` is the config list that names them.
     variant_key: str | None = None
     # Inputs used when present (evaluate reads whichever tuned models exist).
     optional_inputs: tuple[str, ...] = ()
@@ -43,7 +43,14 @@ class Stage:
     def variants(self, config: Config) -> list[str | None]:
         if self.variant_key is None:
             return [None]
-        return list(getattr(getattr(config, self.name), self.variant_key))
+        return config.tune_variants()
+
+    def variant_config(self, config: Config, variant: str | None) -> Config:
+        """The config a variant runs with: at its sweep point, if it names one."""
+        for point in config.points() if variant is not None else ():
+            if sweep.variant(sweep.algorithm_of(variant), point) == variant:
+                return config.at(point)
+        return config
 
     def output(self, workdir: Path, variant: str | None) -> Path:
         return layout.stage_dir(workdir, self.name, variant)
@@ -56,7 +63,7 @@ class Stage:
             section[self.name].pop(self.variant_key)
             section["variant"] = variant
         if self.variant_key == "algorithms":
-            section["algorithm"] = plugins.describe_algorithm(variant)
+            section["algorithm"] = plugins.describe_algorithm(sweep.algorithm_of(variant))
         # A domain outside the package: its code, which the code version does not cover.
         domain_code = plugins.outside_code(plugins.domain_class(config.domain))
         if domain_code:
@@ -186,6 +193,7 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     spec = stage(name)
     if (variant is None) != (spec.variant_key is None):
         raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
+    config = spec.variant_config(config, variant)
     workdir = Path(workdir)
     inputs = {source: layout.stage_dir(workdir, source)
               for source in spec.inputs + spec.optional_inputs}
@@ -225,17 +233,27 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     return StageResult(label, output, False, seconds, summary)
 
 
+def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:
+    """Validate every point of the config's sweep (at most ``max_points``) before any work;
+    raises ConfigError naming the point."""
+    for point in config.points(max_points):
+        config.at(point)
+
+
 def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
-                 from_stage: str | None = None, force: bool = False) -> list[StageResult]:
+                 from_stage: str | None = None, force: bool = False,
+                 max_points: int = sweep.MAX_POINTS) -> list[StageResult]:
     """Run the stages in order with caching.
 
     Args:
       only: run just these stages (forced); the others are neither run nor checked.
       from_stage: force this stage and every later one.
       force: rerun every stage from scratch (no finished artifact is continued).
+      max_points: the most points the config's sweep may have (ConfigError before any work).
     """
     for name in list(only) + ([from_stage] if from_stage else []):
         stage(name)  # fail on an unknown name before any work
+    check_sweep(config, max_points)
     results = []
     forcing = force
     for spec in STAGES:

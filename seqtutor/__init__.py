@@ -4,10 +4,10 @@ One import package in layers; each imports only the layers above it in this list
 (``tests/test_layers.py`` checks every import):
 
 - **foundation** (``seqtutor.config``, ``.artifacts``, ``.layout``, ``.tfrecords``, ``.corpus``,
-  ``.readers``, ``.plugins``, ``.figures``, ``.statistic``, ``.console``): options, YAML loading
-  and the built-in configs, the artifact layout and fingerprints, the dataset format, corpus
-  listing and splitting and the Beam parts of a corpus reader, plug-in lookup, how a statistic
-  reads, console output. Imports nothing else of the project.
+  ``.readers``, ``.plugins``, ``.figures``, ``.statistic``, ``.console``, ``.sweep``): options,
+  YAML loading and the built-in configs, a sweep's grid, the artifact layout and fingerprints,
+  the dataset format, corpus listing and splitting and the Beam parts of a corpus reader,
+  plug-in lookup, how a statistic reads, console output. Imports nothing else of the project.
 - **sequence model** (``seqtutor.sequence_model``): the Keras LSTM, its one-step runner,
   batched sampling and log p under the prior.
 - **RL** (``seqtutor.rl``): the KL-control math, the algorithm table, the TF-Agents policy,

@@ -14,13 +14,14 @@ name is never inherited: it defaults to the stem of the file that is loaded.
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from seqtutor import plugins
+from seqtutor import plugins, sweep as sweep_lib
 
 DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=multi_processing",
                      "--direct_num_workers=0")
@@ -231,6 +232,10 @@ class Config(Options):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     prepare_data: Options = Field(default_factory=Options)
     reward: Options = Field(default_factory=Options)
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict, description="A grid of tune settings and seeds, key -> values "
+        "(seed, tune.c, ...): every algorithm is tuned at every point of the grid, each into "
+        "an artifact of its own (seqtutor.sweep).")
 
     def value(self, key: str) -> Any:
         """The JSON value of a dotted key (``tune.episode_length``, ``reward``, ``seed``)."""
@@ -238,6 +243,32 @@ class Config(Options):
         for part in key.split("."):
             node = getattr(node, part)
         return node.model_dump(mode="json") if isinstance(node, BaseModel) else node
+
+    def points(self, max_points: int = sys.maxsize) -> list[sweep_lib.Point]:
+        """The sweep's grid (one empty point without a sweep); raises ConfigError when it
+        holds more than ``max_points``."""
+        try:
+            return sweep_lib.grid(self.sweep, max_points)
+        except sweep_lib.SweepError as error:
+            raise ConfigError(str(error)) from None
+
+    def at(self, point: sweep_lib.Point) -> Config:
+        """This config at one sweep point: the point's values set, without the sweep."""
+        if not point.values:
+            return self
+        raw = self.model_dump(mode="json")
+        raw["sweep"] = {}
+        try:
+            return config_from_dict(raw, point.overrides())
+        except ConfigError as error:
+            detail = str(error).removeprefix("invalid config:\n  ")
+            raise ConfigError(f"invalid config:\n  sweep point {point.name}: {detail}") from None
+
+    def tune_variants(self, algorithms: list[str] | None = None) -> list[str]:
+        """The tune stage's variants: each algorithm (the config's by default) at each point."""
+        return [sweep_lib.variant(algorithm, point)
+                for algorithm in (self.tune.algorithms if algorithms is None else algorithms)
+                for point in self.points()]
 
 
 _CONFIG_CLASSES: dict[type, type[Config]] = {}
@@ -324,9 +355,34 @@ def config_from_dict(raw: dict[str, Any], overrides: list = ()) -> Config:
     except plugins.PluginNotFoundError as error:
         raise ConfigError(f"invalid config:\n  {error}") from None
     try:
-        return config_class(domain_class).model_validate(raw)
+        config = config_class(domain_class).model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_format_errors(error)) from None
+    _check_sweep(config, raw)
+    return config
+
+
+def _check_sweep(config: Config, raw: dict[str, Any]) -> None:
+    """Each sweep key is one tune reads per point, each value valid for its key (the whole
+    grid is validated point by point before the tune stage runs)."""
+    for key, values in config.sweep.items():
+        try:
+            sweep_lib.check_key(key, TuneConfig.model_fields)
+            sweep_lib.check_values(key, values)
+        except sweep_lib.SweepError as error:
+            raise ConfigError(f"invalid config:\n  {error}") from None
+        validated = {}
+        for value in values:
+            try:
+                point = config_from_dict({**raw, "sweep": {}}, [(key, value)]).value(key)
+            except ConfigError as error:
+                detail = str(error).removeprefix("invalid config:\n  ")
+                raise ConfigError(f"invalid config:\n  sweep.{key}: the value {value!r}: "
+                                  f"{detail}") from None
+            if repr(point) in validated:  # 1 and 1.0 are one value of a float key
+                raise ConfigError(f"invalid config:\n  sweep.{key}: {value!r} and "
+                                  f"{validated[repr(point)]!r} are the same value")
+            validated[repr(point)] = value
 
 
 def builtin_config_dir() -> Path:

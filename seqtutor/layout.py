@@ -1,6 +1,7 @@
 """The artifact layout: every file and folder name of a workdir, in one place.
 
-Each stage writes one directory, ``WORKDIR/<stage>/`` (tune: ``WORKDIR/tune/<algorithm>/``),
+Each stage writes one directory, ``WORKDIR/<stage>/`` (tune: ``WORKDIR/tune/<algorithm>/``, or
+``WORKDIR/tune/<algorithm>@<point>/`` per sweep point, ``seqtutor.sweep``),
 holding ``artifact.json`` (``seqtutor.artifacts``) beside the files below. The stages, the local
 runner, ``seqtutor generate`` and the report use these names and helpers; none types another
 stage's paths.
@@ -28,6 +29,7 @@ TUNE_SUMMARY_FILE = "tune.json"       # tune: steps and the first and last curve
 # evaluate
 SAMPLES_DIR = "samples"               # <model>.npz (melody) or <model>.smi (molecule)
 REPORT_FILE = "report.html"
+FRONTIER_FILE = "frontier.csv"        # the report's frontier: r_T and log p per model or group
 
 
 def stage_dir(workdir: str | Path, stage: str, variant: str | None = None) -> Path:
@@ -36,9 +38,10 @@ def stage_dir(workdir: str | Path, stage: str, variant: str | None = None) -> Pa
     return path if variant is None else path / variant
 
 
-def tuned_dir(tune_dir: str | Path, algorithm: str) -> Path:
-    """One algorithm's tune artifact inside the tune stage's directory."""
-    return Path(tune_dir) / algorithm
+def tuned_dir(tune_dir: str | Path, model: str) -> Path:
+    """One tuned model's artifact inside the tune stage's directory (``model``: an algorithm,
+    or an algorithm at a sweep point)."""
+    return Path(tune_dir) / model
 
 
 def is_complete(artifact_dir: str | Path) -> bool:

@@ -33,7 +33,7 @@ LAYERS = (
     ("foundation", ("seqtutor.config", "seqtutor.artifacts", "seqtutor.layout",
                     "seqtutor.tfrecords", "seqtutor.corpus", "seqtutor.plugins",
                     "seqtutor.figures", "seqtutor.console", "seqtutor.statistic",
-                    "seqtutor.readers")),
+                    "seqtutor.readers", "seqtutor.sweep")),
     ("sequence model", ("seqtutor.sequence_model",)),
     ("RL", ("seqtutor.rl",)),
     ("domains", ("seqtutor.domains",)),

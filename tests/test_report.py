@@ -64,7 +64,8 @@ def test_report_is_self_contained(tmp_path):
     text = synthetic_report(tmp_path).read_text()
     for attribute in re.findall(r"(?:src|href)='([^']*)'", text):
         assert attribute.startswith("data:"), attribute[:60]
-    assert text.count("<img") == 1 + 4 and text.count("<audio") == 2 * 4
+    # The frontier, the curves and a piano roll per model.
+    assert text.count("<img") == 2 + 4 and text.count("<audio") == 2 * 4
     assert "paper MLE" in text and "Not tuned, so not evaluated: g, rl_only" in text
 
 
@@ -261,7 +262,7 @@ def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path, 
               "--virtual-time-budget=10000"]
     dom = subprocess.run(common + ["--dump-dom", probe.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
-    expected = ("RESULT images=5 broken=0 audio=8 audio_errors=0" if kind == "melody" else
+    expected = ("RESULT images=6 broken=0 audio=8 audio_errors=0" if kind == "melody" else
                 "RESULT images=2 broken=0 audio=0 audio_errors=0")
     assert expected in dom
     shot = tmp_path / "report.png"
@@ -275,3 +276,53 @@ def test_every_built_in_statistic_declares_how_it_reads():
         domain = plugins.domain_class(name)
         assert tuple(domain.statistic_info) == tuple(domain.statistic_keys), name
         assert all(isinstance(s, Statistic) for s in domain.statistic_info.values()), name
+
+
+def seed_sweep_metrics():
+    """Two algorithms at two values of c with two seeds each, as evaluate writes them."""
+    from seqtutor import sweep
+    from seqtutor.components.evaluate import over_seeds
+
+    points = [sweep.Point((("tune.c", c), ("seed", seed))) for c in (0.5, 2) for seed in (0, 1)]
+    models = {"data": {"mean_task_reward": 1.0, "mean_log_prior": -1.0, "repeated_notes": 0.0},
+              "mle": {"mean_task_reward": 0.0, "mean_log_prior": -1.1, "repeated_notes": 0.1}}
+    for algorithm in ("q", "psi"):
+        for point in points:
+            c, seed = dict(point.values)["tune.c"], dict(point.values)["seed"]
+            models[sweep.variant(algorithm, point)] = {
+                "mean_task_reward": 10 / c + seed, "mean_log_prior": -1.2 - 1 / c + seed / 10,
+                "repeated_notes": 0.01 * (seed + 1)}
+    groups = over_seeds(models, sweep.seed_groups(["q", "psi"], points))
+    return {"domain": "melody", "num_samples": 10, "models": models, "missing_models": [],
+            "seed_groups": groups}
+
+
+def test_seeds_are_averaged_into_one_column_with_their_spread():
+    metrics = seed_sweep_metrics()
+    group = metrics["seed_groups"]["psi@c=0.5"]
+    assert group["models"] == ["psi@c=0.5,seed=0", "psi@c=0.5,seed=1"]
+    # 20 and 21: mean 20.5, sample sd sqrt(0.5).
+    assert group["mean"]["mean_task_reward"] == 20.5
+    assert group["sd"]["mean_task_reward"] == pytest.approx(0.5 ** 0.5)
+    columns, spread = report.table_columns(metrics)
+    assert list(report.model_order(columns)) == ["data", "mle", "q@c=0.5", "q@c=2", "psi@c=0.5",
+                                                 "psi@c=2"]
+    html_text = report.statistics_table(columns, ["repeated_notes"], {}, MELODY, spread)
+    assert "<b>1.5%</b> <span class='sd'>± 0.7%</span>" in html_text  # 1% and 2%
+
+
+def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
+    metrics = seed_sweep_metrics()
+    rows = report.frontier_rows(metrics)
+    assert [r["model"] for r in rows] == ["data", "mle", "q@c=0.5", "q@c=2", "psi@c=0.5",
+                                          "psi@c=2"]
+    psi = rows[4]
+    assert (psi["algorithm"], psi["seeds"]) == ("psi", 2)
+    assert psi["mean_log_prior"] == pytest.approx(-3.15)  # -1.2 - 1/0.5 + (0 + 0.1)/2
+    assert rows[1]["sd_task_reward"] is None
+    path = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig()))
+    text = path.read_text()
+    assert "alt='frontier'" in text and "mean ± standard deviation over its seeds" in text
+    written = (tmp_path / "frontier.csv").read_text().splitlines()
+    assert written[0] == ",".join(report.FRONTIER_FIELDS) and len(written) == 1 + 6

@@ -1,0 +1,115 @@
+"""Sweeps: a grid of tune settings and seeds, each point its own tune artifact, reused when
+unchanged; a bad sweep is an error before any work."""
+
+import json
+
+import pytest
+
+from seqtutor import config as config_lib, layout
+from seqtutor.components import evaluate
+from seqtutor.pipeline import cli, runner
+from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
+
+SMOKE = "configs/melody_smoke.yaml"
+TINY_TUNE = [("prepare_data.beam_args", FAST_BEAM_ARGS), ("tune.algorithms", ["psi"]),
+             ("tune.num_steps", 1024), ("tune.eval_every", 1024), ("tune.eval_episodes", 10),
+             ("tune.checkpoint_every", 1024), ("evaluate.num_samples", 100),
+             ("evaluate.models", ["mle", "psi"])]
+
+
+def sweep_config(sweep: dict):
+    return config_lib.load_config(SMOKE, TINY_TUNE + [("sweep", sweep)])
+
+
+def test_every_point_is_a_variant_named_by_its_values():
+    config = config_lib.load_config(SMOKE, [("tune.algorithms", ["q", "psi"]),
+                                            ("sweep", {"tune.c": [0.5, 1], "seed": [0, 1]})])
+    assert config.tune_variants() == [
+        "q@c=0.5,seed=0", "q@c=0.5,seed=1", "q@c=1,seed=0", "q@c=1,seed=1",
+        "psi@c=0.5,seed=0", "psi@c=0.5,seed=1", "psi@c=1,seed=0", "psi@c=1,seed=1"]
+    point = config.points()[3]
+    at = config.at(point)
+    assert (at.tune.c, at.seed, at.sweep) == (1.0, 1, {})
+    plain = config_lib.load_config(SMOKE)
+    assert (config.tune.c, config.seed) == (plain.tune.c, plain.seed)  # itself unchanged
+    assert runner.stage("tune").variant_config(config, "psi@c=1,seed=1") == at
+    # Without a sweep the variants are the algorithms, as before.
+    assert config_lib.load_config(SMOKE).tune_variants() == ["q", "psi", "g", "rl_only"]
+    assert evaluate.model_names(config)[:3] == ["mle", "q@c=0.5,seed=0", "q@c=0.5,seed=1"]
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"pretrain.max_steps": [10]}, "sweep.pretrain.max_steps: not a key the tune stage reads"),
+    ({"reward.octave": [1.0]}, "sweep.reward.octave: not a key the tune stage reads"),
+    ({"tune.algorithms": ["q"]}, "sweep.tune.algorithms: not a key"),
+    ({"tune.cc": [1.0]}, "sweep.tune.cc: not a key"),
+    ({"tune.c": []}, "sweep.tune.c: expected a non-empty list"),
+    ({"tune.c": 0.5}, "sweep.tune.c: Input should be a valid list"),
+    ({"tune.c": [0.5, 0.5]}, "the value 0.5 is given twice"),
+    ({"tune.c": [1, 1.0]}, "1.0 and 1 are the same value"),
+    ({"tune.c": [0.5, -1]}, r"sweep.tune.c: the value -1: tune.c: Input should be greater than 0"),
+    ({"seed": [0, "x"]}, "sweep.seed: the value 'x'"),
+    ({"tune.exploration": ["a/b"]}, "cannot name a directory"),
+])
+def test_a_bad_sweep_is_a_config_error_naming_the_key(sweep, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        sweep_config(sweep)
+
+
+def test_a_grid_beyond_max_points_fails_before_any_work(tmp_path, capsys):
+    workdir = tmp_path / "work"
+    status = cli.main(["run", SMOKE, "--workdir", str(workdir), "--max-points", "3",
+                       "--set", "sweep={tune.c: [0.5, 1.0], seed: [0, 1]}"])
+    assert status == 2
+    assert "sweep: 4 points (2 x 2) is more than --max-points 3" in capsys.readouterr().err
+    assert not workdir.exists()
+    # A point that only fails as a whole (each value alone is valid) fails before any work too.
+    config = config_lib.load_config(SMOKE, TINY_TUNE + [
+        ("tune.q_init", "log_prior"),
+        ("sweep", {"tune.q_init": ["log_prior", "logits"],
+                   "tune.detach_value_head": [False, True]})])
+    with pytest.raises(config_lib.ConfigError,
+                       match="sweep point q_init=logits,detach_value_head=true: .*needs q_init"):
+        runner.run_pipeline(config, workdir)
+    assert not workdir.exists()
+
+
+def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
+        tmp_path, melody_smoke_prior):
+    workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
+    config = sweep_config({"tune.c": [0.5, 1.0], "seed": [0, 1]})
+    first = runner.run_pipeline(config, workdir, only=["tune"])
+    assert [r.name for r in first] == ["tune/psi@c=0.5,seed=0", "tune/psi@c=0.5,seed=1",
+                                       "tune/psi@c=1.0,seed=0", "tune/psi@c=1.0,seed=1"]
+    for name in config.tune_variants():
+        record = json.loads((layout.tuned_dir(workdir / "tune", name) / "artifact.json")
+                            .read_text())
+        at = runner.stage("tune").variant_config(config, name)
+        assert record["config"]["tune"]["c"] == at.tune.c and record["config"]["seed"] == at.seed
+    # The seed changes what is learned: two seeds at one c are two different runs.
+    curves = [(layout.tuned_dir(workdir / "tune", f"psi@c=0.5,seed={seed}") / "curves.csv")
+              .read_text() for seed in (0, 1)]
+    assert curves[0] != curves[1]
+
+    again = [runner.run_stage(config, "tune", workdir, variant=v) for v in config.tune_variants()]
+    assert all(result.skipped for result in again)
+
+    wider = sweep_config({"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]})
+    results = [runner.run_stage(wider, "tune", workdir, variant=v)
+               for v in wider.tune_variants()]
+    assert [r.name for r in results if not r.skipped] == ["tune/psi@c=2.0,seed=0",
+                                                          "tune/psi@c=2.0,seed=1"]
+
+    result = runner.run_stage(wider, "evaluate", workdir)
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert sorted(metrics["models"]) == sorted(["data", "mle", *wider.tune_variants()])
+    assert metrics["missing_models"] == []
+    groups = metrics["seed_groups"]
+    assert sorted(groups) == ["psi@c=0.5", "psi@c=1.0", "psi@c=2.0"]
+    assert groups["psi@c=2.0"]["models"] == ["psi@c=2.0,seed=0", "psi@c=2.0,seed=1"]
+    assert all(group["sd"]["mean_task_reward"] is not None for group in groups.values())
+    report_text = (result.path / layout.REPORT_FILE).read_text()
+    assert "alt='frontier'" in report_text and "class='sd'" in report_text
+    frontier = (result.path / layout.FRONTIER_FILE).read_text().splitlines()
+    assert [line.split(",")[0] for line in frontier[1:]] == ["data", "mle", "psi@c=0.5",
+                                                             "psi@c=1.0", "psi@c=2.0"]
