@@ -79,12 +79,15 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
                             sweep.algorithm_of(name))
                 missing.append(name)
                 continue
-            tokens, log_prior = sampler.sample(first_tokens, length,
-                                               temperature=options.temperature,
-                                               seed=config.seed, batch_size=options.batch_size)
+            tokens, log_prior, kl = sampler.sample(
+                first_tokens, length, temperature=options.temperature, seed=config.seed,
+                batch_size=options.batch_size, with_kl=True)
             domain.write_samples(output / layout.SAMPLES_DIR / name, tokens)
             samples[name] = tokens[:SHOWN_SAMPLES]
             models[name], details[name] = domain.evaluate(tokens, log_prior)
+            # Beside the domain's statistics: how far the policy is from the prior, per step
+            # inside the episodes (the frontier's other axis).
+            models[name][report.KL_KEY] = float(kl[domain.step_mask(tokens)[:, :kl.shape[1]]].mean())
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                      models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 

@@ -220,8 +220,9 @@ def table_columns(metrics: dict) -> tuple[dict[str, dict], dict[str, dict]]:
     return columns, {name: group["sd"] for name, group in groups.items()}
 
 
+KL_KEY = "kl_per_token"  # mean KL(pi(.|s) || p(.|s)) over a model's sampled states (evaluate)
 FRONTIER_FIELDS = ("model", "algorithm", "seeds", "mean_task_reward", "sd_task_reward",
-                   "mean_log_prior", "sd_log_prior")
+                   "mean_log_prior", "sd_log_prior", KL_KEY, f"sd_{KL_KEY}")
 
 
 def frontier_rows(metrics: dict) -> list[dict]:
@@ -239,7 +240,9 @@ def frontier_rows(metrics: dict) -> list[dict]:
             "mean_task_reward": stats.get("mean_task_reward"),
             "sd_task_reward": sd.get("mean_task_reward"),
             "mean_log_prior": stats.get("mean_log_prior"),
-            "sd_log_prior": sd.get("mean_log_prior")})
+            "sd_log_prior": sd.get("mean_log_prior"),
+            KL_KEY: stats.get(KL_KEY),
+            f"sd_{KL_KEY}": sd.get(KL_KEY)})
     return rows
 
 
@@ -251,30 +254,34 @@ def write_frontier_csv(path: Path, rows: list[dict]) -> None:
 
 
 def frontier_png(rows: list[dict]) -> str | None:
-    """Task reward against closeness to the prior: one line per algorithm through its models
-    (or groups over seeds, with error bars of one standard deviation), the MLE and the data as
-    reference points."""
-    points = [r for r in rows if r["mean_task_reward"] is not None
-              and r["mean_log_prior"] is not None]
-    tuned = [r for r in points if r["algorithm"] not in (DATA_COLUMN, MLE_MODEL)]
+    """Task reward against closeness to the prior: against the mean log p(a|s) of the samples
+    (left) and the policy's KL from the prior per step (right), one line per algorithm through
+    its models (or groups over seeds, with error bars of one standard deviation); the MLE and
+    the data are reference points on the left."""
+    tuned = [r for r in rows if r["algorithm"] not in (DATA_COLUMN, MLE_MODEL)
+             and r["mean_task_reward"] is not None]
     if not tuned:
         return None
-    fig, axis = figure(figsize=(7, 4.5))
-    for algorithm in dict.fromkeys(r["algorithm"] for r in tuned):
-        line = sorted((r for r in tuned if r["algorithm"] == algorithm),
-                      key=lambda r: r["mean_log_prior"])
-        axis.errorbar([r["mean_log_prior"] for r in line], [r["mean_task_reward"] for r in line],
-                      xerr=[r["sd_log_prior"] or 0.0 for r in line],
-                      yerr=[r["sd_task_reward"] or 0.0 for r in line],
-                      marker="o", capsize=3, label=algorithm)
-    for row, marker in ((r, m) for r in points for name, m in ((MLE_MODEL, "s"),
-                                                               (DATA_COLUMN, "*"))
-                        if r["model"] == name):
-        axis.scatter([row["mean_log_prior"]], [row["mean_task_reward"]], marker=marker, s=90,
-                     color="black", zorder=3, label=row["model"])
-    axis.set(xlabel="mean log p(a|s) under the prior (closer to the data →)",
-             ylabel="mean r_T per episode", title="task reward against closeness to the prior")
-    axis.legend(fontsize="small")
+    fig, (prior_axis, kl_axis) = figure(1, 2, figsize=(12, 4.5), sharey=True)
+    for x, x_sd, axis in (("mean_log_prior", "sd_log_prior", prior_axis),
+                          (KL_KEY, f"sd_{KL_KEY}", kl_axis)):
+        for algorithm in dict.fromkeys(r["algorithm"] for r in tuned):
+            line = sorted((r for r in tuned if r["algorithm"] == algorithm and r[x] is not None),
+                          key=lambda r: r[x])
+            axis.errorbar([r[x] for r in line], [r["mean_task_reward"] for r in line],
+                          xerr=[r[x_sd] or 0.0 for r in line],
+                          yerr=[r["sd_task_reward"] or 0.0 for r in line],
+                          marker="o", capsize=3, label=algorithm)
+    for row in rows:
+        marker = {MLE_MODEL: "s", DATA_COLUMN: "*"}.get(row["model"])
+        if marker and None not in (row["mean_log_prior"], row["mean_task_reward"]):
+            prior_axis.scatter([row["mean_log_prior"]], [row["mean_task_reward"]], s=90,
+                               marker=marker, color="black", zorder=3, label=row["model"])
+    prior_axis.set(xlabel="mean log p(a|s) under the prior (closer to the data →)",
+                   ylabel="mean r_T per episode")
+    kl_axis.set(xlabel="KL(π ‖ p) per step, nats (← closer to the prior)")
+    prior_axis.legend(fontsize="small")
+    fig.suptitle("task reward against closeness to the prior")
     return figure_uri(fig)
 
 

@@ -184,7 +184,7 @@ class StepModel(tf.Module):
 
 class PolicySampler(tf.Module):
     """Samples sequences in one graph from softmax(values + prior_weight * log p(a|s)) and scores
-    them under the prior. ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
+    them under the prior, with the policy's KL from the prior at every sampled state. ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
     G's policy p(a|s) exp(G) has 1 (``seqtutor.rl.algorithms`` gives each algorithm's).
 
     With ``values is prior`` (the MLE model) the model runs once per step.
@@ -202,6 +202,7 @@ class PolicySampler(tf.Module):
         batch = tf.shape(first_tokens)[0]
         tokens = tf.TensorArray(tf.int32, size=length)
         log_probs = tf.TensorArray(tf.float32, size=length)
+        kls = tf.TensorArray(tf.float32, size=length)
         value_state = self.values.zero_state(batch)
         prior_state = self.prior.zero_state(batch) if self.prior is not None else ()
         current = first_tokens
@@ -219,24 +220,32 @@ class PolicySampler(tf.Module):
                 logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
             tokens = tokens.write(t, current)
             log_probs = log_probs.write(t, tf.gather(log_prior, current, batch_dims=1))
-        return tf.transpose(tokens.stack()), tf.transpose(log_probs.stack())
+            # KL(pi(.|s) || p(.|s)) over the whole vocabulary: exact at each sampled state.
+            log_policy = tf.nn.log_softmax(logits / temperature)
+            kls = kls.write(t, tf.reduce_sum(tf.exp(log_policy) * (log_policy - log_prior), -1))
+        return (tf.transpose(tokens.stack()), tf.transpose(log_probs.stack()),
+                tf.transpose(kls.stack()))
 
     def sample(self, first_tokens, length: int, *, temperature: float = 1.0, seed: int = 0,
-               batch_size: int = 10000):
-        """(tokens [N, length] int32, log p(token | prefix) under the prior [N, length])."""
+               batch_size: int = 10000, with_kl: bool = False):
+        """(tokens [N, length] int32, log p(token | prefix) under the prior [N, length]); with
+        ``with_kl`` also KL(pi || p) at each step [N, length] (nats; pi at ``temperature``)."""
         import numpy as np
 
         first_tokens = np.asarray(first_tokens, dtype=np.int32)
-        tokens, log_probs = [], []
+        outputs = ([], [], [])
         for i, start in enumerate(range(0, len(first_tokens), batch_size)):
-            t, lp = self._sample(tf.constant(first_tokens[start:start + batch_size]),
+            batch = self._sample(tf.constant(first_tokens[start:start + batch_size]),
                                  tf.constant(length), tf.constant(temperature, tf.float32),
                                  tf.constant([seed, i * 1_000_003], dtype=tf.int64))
-            tokens.append(t.numpy())
-            log_probs.append(lp.numpy())
-        if not tokens:
-            return np.zeros((0, length), np.int32), np.zeros((0, length), np.float32)
-        return np.concatenate(tokens), np.concatenate(log_probs)
+            for output, array in zip(outputs, batch):
+                output.append(array.numpy())
+        if not outputs[0]:
+            empty = np.zeros((0, length), np.float32)
+            result = (np.zeros((0, length), np.int32), empty, empty)
+        else:
+            result = tuple(np.concatenate(output) for output in outputs)
+        return result if with_kl else result[:2]
 
 
 def sample(model: keras.Model, first_tokens, length: int, *, temperature: float = 1.0,

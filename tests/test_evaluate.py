@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqtutor import layout
-from seqtutor.components import generate
+from seqtutor.components import generate, report
 from seqtutor.domains.melody import statistics
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
@@ -36,9 +36,13 @@ def test_metrics_have_the_contract_keys_and_missing_models_are_reported(evaluate
     assert metrics["domain"] == "melody" and metrics["num_samples"] == 300
     assert sorted(metrics["models"]) == ["data", "mle", "q"]
     assert metrics["missing_models"] == ["psi", "g", "rl_only"]
-    for row in metrics["models"].values():
-        assert set(row) == set(statistics.STATISTIC_KEYS)
+    for name, row in metrics["models"].items():
+        # A model's row also has its KL from the prior; the data has no policy.
+        extra = set() if name == "data" else {report.KL_KEY}
+        assert set(row) == set(statistics.STATISTIC_KEYS) | extra
         assert 0 <= row["notes_not_in_key"] <= 1 and row["mean_log_prior"] < 0
+    assert abs(metrics["models"]["mle"][report.KL_KEY]) < 1e-4  # the prior itself
+    assert metrics["models"]["q"][report.KL_KEY] > 0
 
 
 def test_samples_are_saved_and_recompute_the_statistics(evaluated):

@@ -287,3 +287,26 @@ def test_mixed_precision_trains_saves_float32_and_continues(workdir, policy):
                               workdir)
     steps, metrics = _history_steps(result)
     assert steps == [20, 40, 60, 80] and metrics["continued_from_step"] == 40
+
+
+def test_the_samplers_kl_from_the_prior_is_exact_and_zero_at_the_prior():
+    """KL(pi || p) at each sampled state: 0 for the prior itself and for G's untrained start
+    (values 0: pi = p); otherwise the sum over the vocabulary, checked against numpy."""
+    prior = sequence_model.build_model(7, lstm_units=[8], embedding_dim=4)
+    values = sequence_model.build_model(7, lstm_units=[8], embedding_dim=4)
+    first = np.zeros(20, np.int32)
+    _, _, kl = sequence_model.PolicySampler(prior).sample(first, 5, with_kl=True)
+    assert kl.shape == (20, 5) and np.abs(kl).max() < 1e-5
+    zeros = sequence_model.build_model(7, lstm_units=[8], embedding_dim=4)
+    zeros.get_layer("logits").set_weights([np.zeros_like(w)
+                                           for w in zeros.get_layer("logits").get_weights()])
+    _, _, kl = sequence_model.PolicySampler(zeros, prior, prior_weight=1.0).sample(
+        first, 5, with_kl=True)
+    assert np.abs(kl).max() < 1e-5
+    tokens, _, kl = sequence_model.PolicySampler(values, prior).sample(first, 5, with_kl=True)
+    observations = np.concatenate([first[:, None], tokens[:, :-1]], axis=1)
+    log_pi = tf.nn.log_softmax(values(observations)).numpy()
+    log_p = tf.nn.log_softmax(prior(observations)).numpy()
+    expected = (np.exp(log_pi) * (log_pi - log_p)).sum(-1)
+    np.testing.assert_allclose(kl, expected, rtol=1e-4, atol=1e-5)
+    assert kl.min() >= -1e-6 and kl.max() > 0

@@ -291,7 +291,7 @@ def seed_sweep_metrics():
             c, seed = dict(point.values)["tune.c"], dict(point.values)["seed"]
             models[sweep.variant(algorithm, point)] = {
                 "mean_task_reward": 10 / c + seed, "mean_log_prior": -1.2 - 1 / c + seed / 10,
-                "repeated_notes": 0.01 * (seed + 1)}
+                "repeated_notes": 0.01 * (seed + 1), report.KL_KEY: 1 / c + seed / 10}
     groups = over_seeds(models, sweep.seed_groups(["q", "psi"], points))
     return {"domain": "melody", "num_samples": 10, "models": models, "missing_models": [],
             "seed_groups": groups}
@@ -319,7 +319,8 @@ def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
     psi = rows[4]
     assert (psi["algorithm"], psi["seeds"]) == ("psi", 2)
     assert psi["mean_log_prior"] == pytest.approx(-3.15)  # -1.2 - 1/0.5 + (0 + 0.1)/2
-    assert rows[1]["sd_task_reward"] is None
+    assert psi[report.KL_KEY] == pytest.approx(2.05) and psi[f"sd_{report.KL_KEY}"] > 0
+    assert rows[1]["sd_task_reward"] is None and rows[1][report.KL_KEY] is None
     path = report.write_report(tmp_path, metrics, {}, {},
                                domains.get_domain("melody", MelodyRewardConfig()))
     text = path.read_text()

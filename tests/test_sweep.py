@@ -113,3 +113,6 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     frontier = (result.path / layout.FRONTIER_FILE).read_text().splitlines()
     assert [line.split(",")[0] for line in frontier[1:]] == ["data", "mle", "psi@c=0.5",
                                                              "psi@c=1.0", "psi@c=2.0"]
+    # The frontier's other axis: the MLE model is the prior (KL 0); a tuned policy has moved.
+    assert abs(metrics["models"]["mle"]["kl_per_token"]) < 1e-4
+    assert all(metrics["models"][name]["kl_per_token"] > 0 for name in wider.tune_variants())
