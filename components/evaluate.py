@@ -87,7 +87,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             models[name], details[name] = domain.evaluate(tokens, log_prior)
             # Beside the domain's statistics: how far the policy is from the prior, per step
             # inside the episodes (the frontier's other axis).
-            models[name][report.KL_KEY] = float(kl[domain.step_mask(tokens)[:, :kl.shape[1]]].mean())
+            models[name][report.KL_KEY] = float(kl[domain.step_mask(tokens)].mean())
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                      models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 

@@ -189,8 +189,8 @@ def _continue_from(previous: Path, output: Path) -> None:
 def run(config, inputs: dict[str, Path], output: Path, variant: str,
         previous: Path | None = None) -> dict:
     """Tune ``variant`` (an algorithm, or an algorithm at a sweep point: ``psi@c=0.25``; the
-    runner passes the config at that point) from ``inputs["pretrain"]`` into ``output``: open the run
-    (or resume it), train to ``tune.num_steps``, export the model and the policy.
+    runner passes the config at that point) from ``inputs["pretrain"]`` into ``output``: open
+    the run (or resume it), train to ``tune.num_steps``, export the model and the policy.
 
     ``previous`` (from the runner) is a finished tune artifact of the same algorithm, prior and
     settings but a smaller ``num_steps``: tuning continues from its last step, as a TF-Agents

@@ -75,6 +75,13 @@ def _drop_event(element) -> dict:
             "detail": str(error)[:200]}
 
 
+def _source_order(source: str) -> tuple[str, int]:
+    """Sources in order, a trailing ``@N`` (the N-th sequence of an input) as a number:
+    ``a@2`` before ``a@10``, and ``tune#12@0`` before ``tune#123@0``."""
+    stem, at, index = source.rpartition("@")
+    return (stem, int(index)) if at and index.isdigit() else (source, -1)
+
+
 class FirstOfIdenticalFn(beam.CombineFn):
     """The (source, group) of identical sequences -> (how many, the one with the smallest
     source): deterministic."""
@@ -89,7 +96,8 @@ class FirstOfIdenticalFn(beam.CombineFn):
         total, kept = 0, None
         for count, first in accumulators:
             total += count
-            if first is not None and (kept is None or first[0] < kept[0]):
+            if first is not None and (kept is None
+                                      or _source_order(first[0]) < _source_order(kept[0])):
                 kept = first
         return total, kept
 

@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="write samples of one model")
     _common(generate)
-    generate.add_argument("--model", required=True, help="mle or an algorithm's name")
+    generate.add_argument("--model", required=True,
+                          help="mle, an algorithm's name, or an algorithm at a sweep point "
+                               "(psi@c=0.25,seed=1)")
     generate.add_argument("--num", type=int, required=True, help="how many sequences")
     generate.add_argument("--out", type=Path, required=True, help="output directory")
     return parser

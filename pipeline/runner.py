@@ -46,11 +46,19 @@ class Stage:
         return config.tune_variants()
 
     def variant_config(self, config: Config, variant: str | None) -> Config:
-        """The config a variant runs with: at its sweep point, if it names one."""
-        for point in config.points() if variant is not None else ():
+        """The config a variant runs with: at its sweep point, if it names one.
+
+        Raises:
+          ValueError: the variant is not one of the config's (an algorithm at a point that
+            is not in its sweep).
+        """
+        if variant is None:
+            return config
+        for point in config.points():
             if sweep.variant(sweep.algorithm_of(variant), point) == variant:
                 return config.at(point)
-        return config
+        raise ValueError(f"{self.name}: {variant!r} is not a variant of this config "
+                         f"(variants: {', '.join(config.tune_variants())})")
 
     def output(self, workdir: Path, variant: str | None) -> Path:
         return layout.stage_dir(workdir, self.name, variant)
@@ -275,6 +283,7 @@ def execute_stage(stage_name: str, config_json: str, workdir: str) -> str:
     from seqtutor.config import config_from_dict
 
     config = config_from_dict(json.loads(config_json))
+    check_sweep(config)
     spec = stage(stage_name)
     for variant in spec.variants(config):
         run_stage(config, stage_name, workdir, variant=variant)

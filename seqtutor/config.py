@@ -371,7 +371,8 @@ def _check_sweep(config: Config, raw: dict[str, Any]) -> None:
             sweep_lib.check_values(key, values)
         except sweep_lib.SweepError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
-        validated = {}
+        given: dict[str, Any] = {}  # repr of the validated value -> the value as given
+        validated = []
         for value in values:
             try:
                 point = config_from_dict({**raw, "sweep": {}}, [(key, value)]).value(key)
@@ -379,10 +380,13 @@ def _check_sweep(config: Config, raw: dict[str, Any]) -> None:
                 detail = str(error).removeprefix("invalid config:\n  ")
                 raise ConfigError(f"invalid config:\n  sweep.{key}: the value {value!r}: "
                                   f"{detail}") from None
-            if repr(point) in validated:  # 1 and 1.0 are one value of a float key
+            if repr(point) in given:  # 1 and 1.0 are one value of a float key
                 raise ConfigError(f"invalid config:\n  sweep.{key}: {value!r} and "
-                                  f"{validated[repr(point)]!r} are the same value")
-            validated[repr(point)] = value
+                                  f"{given[repr(point)]!r} are the same value")
+            given[repr(point)] = value
+            validated.append(point)
+        # The validated values name the points: c: [1] and c: [1.0] are one point.
+        config.sweep[key] = validated
 
 
 def builtin_config_dir() -> Path:

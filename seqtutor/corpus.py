@@ -37,9 +37,10 @@ class CorpusSequence(NamedTuple):
 
     Attributes:
       source: where it came from (a path, ``path@index``, the canonical SMILES); the records
-        carry it, and of identical sequences the one with the smallest source is kept.
-      tokens: the sequence, as token ids or as token strings that the domain's ``encode`` maps
-        through the vocabulary built from the corpus.
+        carry it, and of identical sequences the one with the smallest source is kept (a
+        trailing ``@N`` compared as a number).
+      tokens: the sequence, a list of token ids (Python ints) or of token strings that the
+        domain's ``encode`` maps through the vocabulary built from the corpus.
       group: what the train/eval split hashes, so that every sequence of one group lands in
         one split (the melodies of one file share its digest); None: the tokens themselves.
     """

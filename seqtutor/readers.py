@@ -35,9 +35,12 @@ class ReadSequences(beam.PTransform):
     def _safe_read(self, item):
         try:
             for element in self._read(item):
-                if isinstance(element[1], DroppedInput) or isinstance(element, CorpusSequence):
+                if isinstance(element[1], DroppedInput):
                     yield element
                 else:
-                    yield CorpusSequence(*element)
+                    sequence = CorpusSequence(*element)
+                    if hasattr(sequence.tokens, "tolist"):  # a numpy array: plain numbers
+                        sequence = sequence._replace(tokens=sequence.tokens.tolist())
+                    yield sequence
         except DroppedInput as error:
             yield source_of(item), error

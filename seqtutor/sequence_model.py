@@ -184,7 +184,8 @@ class StepModel(tf.Module):
 
 class PolicySampler(tf.Module):
     """Samples sequences in one graph from softmax(values + prior_weight * log p(a|s)) and scores
-    them under the prior, with the policy's KL from the prior at every sampled state. ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
+    them under the prior, with the policy's KL from the prior at every sampled state.
+    ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
     G's policy p(a|s) exp(G) has 1 (``seqtutor.rl.algorithms`` gives each algorithm's).
 
     With ``values is prior`` (the MLE model) the model runs once per step.

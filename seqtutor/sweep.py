@@ -6,8 +6,11 @@ A config's ``sweep`` section maps keys to lists of values; the grid is their pro
       tune.c: [0.1, 0.25, 0.5]
       seed: [0, 1, 2]
 
-A key is ``seed`` or a ``tune.`` key other than ``tune.algorithms``: only tuning varies, so
-prepare_data and pretrain run once, with the config's own seed. Every (algorithm, point) is a
+A key is ``seed`` or a ``tune.`` key other than ``tune.algorithms`` and ``tune.episode_length``
+(which evaluate reads too): only tuning varies, so prepare_data and pretrain run once, with the
+config's own seed. A point's name holds the validated values (``1`` of a float key is ``1.0``),
+its tune keys in sorted order and the seed last, so that writing the grid differently does not
+rename its points. Every (algorithm, point) is a
 variant of the tune stage, ``<algorithm>@<key>=<value>,...`` (``psi@c=0.25,seed=1``), with its
 own directory and fingerprint: an unchanged point is reused and a new value tunes only the new
 points. Without a sweep the variants are the algorithms' names, as before.
@@ -23,6 +26,7 @@ from typing import Any
 
 MAX_POINTS = 100  # the default limit on a sweep's grid (seqtutor run --max-points)
 _SEPARATOR = "@"
+NOT_SWEPT = ("algorithms", "episode_length")  # tune keys a sweep may not vary
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # no separator of a variant's name
 
 
@@ -57,11 +61,12 @@ def check_key(key: str, tune_fields) -> None:
     """Raise SweepError unless ``key`` is ``seed`` or a tune key other than the algorithms."""
     field = key.removeprefix("tune.")
     if key == "seed" or (key.startswith("tune.") and field in tune_fields
-                         and field != "algorithms"):
+                         and field not in NOT_SWEPT):
         return
     raise SweepError(
-        f"sweep.{key}: not a key the tune stage reads per point; sweep seed or a tune key "
-        f"other than tune.algorithms (tune keys: {', '.join(sorted(tune_fields))})")
+        f"sweep.{key}: not a key the tune stage alone reads per point; sweep seed or a tune key "
+        f"other than {' and '.join('tune.' + k for k in NOT_SWEPT)} (tune keys: "
+        f"{', '.join(sorted(tune_fields))})")
 
 
 def check_values(key: str, values: Any) -> None:
@@ -87,7 +92,7 @@ def grid(sweep: dict[str, list[Any]], max_points: int = MAX_POINTS) -> list[Poin
     Raises:
       SweepError: the grid holds more than ``max_points`` points.
     """
-    keys = list(sweep)
+    keys = sorted(sweep, key=lambda key: (key == "seed", key))
     size = 1
     for key in keys:
         size *= len(sweep[key])

@@ -54,3 +54,21 @@ def test_a_sequence_crosses_the_shuffle_and_comes_back_unchanged():
                      CorpusSequence("a.mid@1", [5, 0, 7], "digest")):
         key, value = sequence_job._keyed(sequence)
         assert sequence_job._unkeyed((key, (1, value))) == tuple(sequence)
+
+
+def test_of_identical_sequences_the_first_source_is_kept_counting_at_indices_as_numbers():
+    fn = sequence_job.FirstOfIdenticalFn()
+    for sources, kept in ((["a@10", "a@2"], "a@2"), (["t#123@0", "t#12@0"], "t#12@0"),
+                          (["b", "a@5"], "a@5")):
+        values = [sequence_job._keyed(CorpusSequence(s, [1]))[1] for s in sources]
+        assert _combine_in_parts(fn, [values])[1][0] == kept
+
+
+def test_a_plain_reader_function_may_yield_numpy_tokens():
+    import numpy as np
+
+    from seqtutor.readers import ReadSequences
+
+    reader = ReadSequences(lambda path: [(path, np.array([3, 1], np.int64))])
+    (sequence,) = list(reader._safe_read("f.txt"))
+    assert sequence == ("f.txt", [3, 1], None) and type(sequence.tokens[0]) is int

@@ -24,23 +24,31 @@ def sweep_config(sweep: dict):
 def test_every_point_is_a_variant_named_by_its_values():
     config = config_lib.load_config(SMOKE, [("tune.algorithms", ["q", "psi"]),
                                             ("sweep", {"tune.c": [0.5, 1], "seed": [0, 1]})])
+    # The validated values (1 of a float key is 1.0), tune keys sorted and the seed last.
     assert config.tune_variants() == [
-        "q@c=0.5,seed=0", "q@c=0.5,seed=1", "q@c=1,seed=0", "q@c=1,seed=1",
-        "psi@c=0.5,seed=0", "psi@c=0.5,seed=1", "psi@c=1,seed=0", "psi@c=1,seed=1"]
+        "q@c=0.5,seed=0", "q@c=0.5,seed=1", "q@c=1.0,seed=0", "q@c=1.0,seed=1",
+        "psi@c=0.5,seed=0", "psi@c=0.5,seed=1", "psi@c=1.0,seed=0", "psi@c=1.0,seed=1"]
+    reordered = config_lib.load_config(SMOKE, [("tune.algorithms", ["q", "psi"]),
+                                               ("sweep", {"seed": [0, 1], "tune.c": [0.5, 1.0]})])
+    assert reordered.tune_variants() == config.tune_variants()
     point = config.points()[3]
     at = config.at(point)
     assert (at.tune.c, at.seed, at.sweep) == (1.0, 1, {})
     plain = config_lib.load_config(SMOKE)
     assert (config.tune.c, config.seed) == (plain.tune.c, plain.seed)  # itself unchanged
-    assert runner.stage("tune").variant_config(config, "psi@c=1,seed=1") == at
+    assert runner.stage("tune").variant_config(config, "psi@c=1.0,seed=1") == at
+    # A name that is not one of the config's variants is an error, not the base config.
+    with pytest.raises(ValueError, match="'psi@c=3.0,seed=1' is not a variant"):
+        runner.stage("tune").variant_config(config, "psi@c=3.0,seed=1")
     # Without a sweep the variants are the algorithms, as before.
     assert config_lib.load_config(SMOKE).tune_variants() == ["q", "psi", "g", "rl_only"]
     assert evaluate.model_names(config)[:3] == ["mle", "q@c=0.5,seed=0", "q@c=0.5,seed=1"]
 
 
 @pytest.mark.parametrize("sweep, message", [
-    ({"pretrain.max_steps": [10]}, "sweep.pretrain.max_steps: not a key the tune stage reads"),
-    ({"reward.octave": [1.0]}, "sweep.reward.octave: not a key the tune stage reads"),
+    ({"pretrain.max_steps": [10]}, "sweep.pretrain.max_steps: not a key the tune stage alone"),
+    ({"reward.octave": [1.0]}, "sweep.reward.octave: not a key the tune stage alone reads"),
+    ({"tune.episode_length": [16]}, "sweep.tune.episode_length: not a key"),
     ({"tune.algorithms": ["q"]}, "sweep.tune.algorithms: not a key"),
     ({"tune.cc": [1.0]}, "sweep.tune.cc: not a key"),
     ({"tune.c": []}, "sweep.tune.c: expected a non-empty list"),
@@ -69,7 +77,7 @@ def test_a_grid_beyond_max_points_fails_before_any_work(tmp_path, capsys):
         ("sweep", {"tune.q_init": ["log_prior", "logits"],
                    "tune.detach_value_head": [False, True]})])
     with pytest.raises(config_lib.ConfigError,
-                       match="sweep point q_init=logits,detach_value_head=true: .*needs q_init"):
+                       match="sweep point detach_value_head=true,q_init=logits: .*needs q_init"):
         runner.run_pipeline(config, workdir)
     assert not workdir.exists()
 
