@@ -372,6 +372,12 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
     if spread:
         parts.append("<p>Seeds swept: each tuned column is the mean ± standard deviation over "
                      "its seeds (every seed's values are in metrics.json).</p>")
+        groups = metrics["seed_groups"]
+        most = max(len(group["models"]) for group in groups.values())
+        short = [f"{html.escape(name)} ({len(group['models'])} of {most})"
+                 for name, group in groups.items() if len(group["models"]) < most]
+        if short:
+            parts.append(f"<p>Over fewer seeds than the others: {', '.join(short)}.</p>")
     parts += ["<h2>Statistics</h2>",
               statistics_table(columns, keys, domain.paper_table, statistic_info(domain, keys),
                                spread)]

@@ -327,3 +327,18 @@ def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
     assert "alt='frontier'" in text and "mean ± standard deviation over its seeds" in text
     written = (tmp_path / "frontier.csv").read_text().splitlines()
     assert written[0] == ",".join(report.FRONTIER_FIELDS) and len(written) == 1 + 6
+    assert "fewer seeds" not in text
+
+
+def test_a_group_over_fewer_seeds_is_named(tmp_path):
+    from seqtutor.components.evaluate import over_seeds
+
+    metrics = seed_sweep_metrics()
+    del metrics["models"]["q@c=2,seed=1"]  # one seed's run is missing
+    groups = {name: group["models"] for name, group in metrics["seed_groups"].items()}
+    groups["q@c=2"] = ["q@c=2,seed=0", "q@c=2,seed=1"]
+    metrics["seed_groups"] = over_seeds(metrics["models"], groups)
+    assert metrics["seed_groups"]["q@c=2"]["sd"]["mean_task_reward"] is None
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    assert "Over fewer seeds than the others: q@c=2 (1 of 2)." in text
