@@ -25,9 +25,8 @@ import tensorflow as tf
 
 from seqtutor import console, domains, layout, sequence_model, sweep, tfrecords
 from seqtutor.rl import algorithms, kl_control
-from seqtutor.rl.agent import SequenceTutorAgent
 from seqtutor.rl.collect import collect_episodes, epsilon_schedule
-from seqtutor.rl.replay import EpisodeReplay
+from seqtutor.rl.replay import EpisodeReplay, episodes_trajectory
 
 log = logging.getLogger(__name__)
 CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")  # then the domain's curve_fields
@@ -72,7 +71,11 @@ class CurveWriter:
 
 
 class Tuner:
-    """One algorithm's tuning run: agent, replay, collection, training and evaluation graphs."""
+    """One algorithm's tuning run: agent, replay, collection, training and evaluation graphs.
+
+    Off-policy algorithms (Q, Psi, G, RL-only) collect with their collect policy into the
+    replay and train on replayed episodes; on-policy ones (DAP, RLOO-KL) train once on each
+    batch they have just played, in the same graph (the algorithm table's ``on_policy``)."""
 
     def __init__(self, pretrained, domain, options, algorithm: str, seed: int):
         self.options = options
@@ -80,26 +83,34 @@ class Tuner:
         self.length = domain.episode_length(options.episode_length)
         self.rng = np.random.default_rng([seed, 1])
         self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
-        self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
-        self.agent = SequenceTutorAgent(pretrained, algorithms.get(algorithm), options,
-                                        epsilon=self.epsilon.read_value,
-                                        end_token=domain.end_token)
-        self.replay = EpisodeReplay(
-            max(options.replay_capacity // self.length, options.batch_episodes), self.length,
-            prioritized=options.replay == "prioritized", alpha=options.priority_alpha)
+        self.algorithm = algorithms.get(algorithm)
+        self.on_policy = self.algorithm.on_policy
+        self.replay = None
+        if self.on_policy:
+            self.epsilon = None
+            self.agent = self.algorithm.agent_class()(
+                pretrained, self.algorithm, options, end_token=domain.end_token,
+                episode_length=self.length)
+            replay = {}
+        else:
+            self.epsilon = tf.Variable(options.epsilon_start, dtype=tf.float32, name="epsilon")
+            self.agent = self.algorithm.agent_class()(
+                pretrained, self.algorithm, options, epsilon=self.epsilon.read_value,
+                end_token=domain.end_token)
+            self.replay = EpisodeReplay(
+                max(options.replay_capacity // self.length, options.batch_episodes),
+                self.length, prioritized=options.replay == "prioritized",
+                alpha=options.priority_alpha)
+            replay = {"replay": self.replay}
         self.sampling_policy = self.agent.sampling_policy()
-        # The value head's own optimizer only when there is one: a checkpoint written without
-        # it then still restores.
-        value_optimizer = ({"value_optimizer": self.agent.value_optimizer}
-                           if self.agent.value_optimizer is not None else {})
         self.checkpoint = tf.train.Checkpoint(
-            q_network=self.agent.q_network, target_network=self.agent.target_network,
-            optimizer=self.agent.optimizer, replay=self.replay, env_steps=self.env_steps,
-            train_step=self.agent.train_step_counter, **value_optimizer)
+            env_steps=self.env_steps, train_step=self.agent.train_step_counter,
+            **self.agent.checkpoint_objects(), **replay)
         # No AutoGraph: the loops are explicit tf.while_loops, and converting TF-Agents' code
         # called from them cost about 12 s of every tune stage's start (for any num_steps).
         self._collect = tf.function(self._collect_fn, autograph=False)
         self._train = tf.function(self._train_fn, autograph=False)
+        self._collect_and_train = tf.function(self._collect_and_train_fn, autograph=False)
         self._sample = tf.function(self._sample_fn, autograph=False)
 
     # -- graphs ----------------------------------------------------------------------------
@@ -127,6 +138,15 @@ class Tuner:
             (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
         return loss, mean_value
 
+    def _collect_and_train_fn(self, first_tokens):
+        """On-policy: play a batch with the policy and take one gradient step on it."""
+        observations, actions = collect_episodes(self.agent.collect_policy, first_tokens,
+                                                 self.length)
+        self.env_steps.assign_add(tf.size(actions, out_type=tf.int64))
+        experience = episodes_trajectory(observations, actions, self._task_reward(actions))
+        loss_info = self.agent.train(experience)
+        return loss_info.loss, loss_info.extra.mean_value
+
     def _sample_fn(self, first_tokens):
         observations, actions = collect_episodes(self.sampling_policy, first_tokens, self.length)
         log_prior = sequence_model.log_prior_of(self.agent.reward_rnn, observations, actions)
@@ -140,13 +160,28 @@ class Tuner:
         due = int(int(self.env_steps.numpy()) * self.options.replay_ratio // per_update)
         return max(0, due - int(self.agent.train_step_counter.numpy()))
 
+    def first_tokens(self):
+        """The priming tokens of one collection; an on-policy agent that plays each prompt k
+        times (RLOO) gets each k times in a row."""
+        repeat = getattr(self.agent, "episodes_per_prompt", 1)
+        first = self.domain.priming_tokens(self.rng, self.options.collect_episodes // repeat)
+        return tf.constant(np.repeat(first, repeat, axis=0))
+
+    def step(self) -> tuple[float, float] | None:
+        """Collect one batch of episodes and train as due: (loss, mean value) of the last
+        gradient step, or None when there was none."""
+        if self.on_policy:
+            loss, mean_value = self._collect_and_train(self.first_tokens())
+            return float(loss), float(mean_value)
+        self.collect()
+        return self.train()
+
     def collect(self) -> None:
         steps = int(self.env_steps.numpy())
         self.epsilon.assign(epsilon_schedule(
             steps, self.options.epsilon_start, self.options.epsilon_final,
             self.options.exploration_steps))
-        first = self.domain.priming_tokens(self.rng, self.options.collect_episodes)
-        self._collect(tf.constant(first))
+        self._collect(self.first_tokens())
 
     def train(self) -> tuple[float, float] | None:
         updates = self.updates_due()
@@ -255,8 +290,7 @@ def _train(tuner: Tuner, manager, output: Path, variant: str) -> CurveWriter:
     with progress:  # the bar ends also when tuning fails
         while steps < options.num_steps:
             before = steps
-            tuner.collect()
-            trained = tuner.train()
+            trained = tuner.step()
             steps = int(tuner.env_steps.numpy())
             if trained is not None:
                 loss, mean_value = trained
@@ -273,7 +307,7 @@ def _train(tuner: Tuner, manager, output: Path, variant: str) -> CurveWriter:
                 shown.update(shown_point(point))
             if _crossed(before, steps, options.checkpoint_every):
                 manager.save(checkpoint_number=steps)
-            if kl_control.uses_epsilon(options.exploration):
+            if tuner.epsilon is not None and kl_control.uses_epsilon(options.exploration):
                 shown["epsilon"] = float(tuner.epsilon.numpy())
             progress.update(min(steps, options.num_steps), shown)
     manager.save(checkpoint_number=steps)

@@ -65,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain = commands.add_parser("pretrain", help="train the MLE LSTM")
     _common(pretrain)
 
-    tune = commands.add_parser("tune", help="tune the pretrained model with KL-control RL")
+    tune = commands.add_parser("tune", help="tune the pretrained model with KL-regularised RL")
     _common(tune)
     tune.add_argument("--algorithm", action="append", default=None,
-                      help="an algorithm of the table: q, psi, g, rl_only or a registered one "
+                      help="an algorithm of the table: q, psi, g, rl_only, dap, rloo_kl or a "
+                           "registered one "
                            "(repeatable; default: the config's list)")
     _max_points(tune)
 

@@ -87,15 +87,19 @@ class PretrainConfig(Options):
 
 
 class TuneConfig(Options):
-    """tune: Sequence Tutor's off-policy KL-control RL (docs/tuning.md)."""
+    """tune: KL-regularised RL from the prior: Sequence Tutor's off-policy KL-control and the
+    on-policy sequence-level baselines (docs/tuning.md)."""
 
     algorithms: list[str] = Field(
         default_factory=lambda: list(plugins.algorithm_table()), min_length=1,
         description="Algorithms to tune, each into tune/<algorithm>/: names in the algorithm "
-        "table (q, psi, g, rl_only and any registered one; default: all).")
+        "table (q, psi, g, rl_only, dap, rloo_kl and any registered one; default: all).")
     c: float = Field(0.5, gt=0, description="Weight of the prior: r = r_T / c + log p (paper: "
-                     "0.5 for melodies).")
-    gamma: float = Field(0.5, ge=0, le=1, description="Discount (paper melodies: 0.5).")
+                     "0.5 for melodies); dap's sigma is 1 / c, rloo_kl's KL coefficient beta is "
+                     "c.")
+    gamma: float = Field(0.5, ge=0, le=1, description="Discount (paper melodies: 0.5) of the "
+                         "off-policy algorithms; dap and rloo_kl score whole episodes, "
+                         "undiscounted.")
     eta: float = Field(0.01, gt=0, le=1, description="Polyak target update rate.")
     learning_rate: float = Field(1e-3, gt=0, description="Initial Adam learning rate.")
     lr_decay_rate: float = Field(
@@ -162,6 +166,16 @@ class TuneConfig(Options):
     eval_episodes: int = Field(100, ge=1, description="Episodes sampled per curve point.")
     checkpoint_every: int = Field(
         100_000, ge=1, description="Environment steps between checkpoints.")
+    rloo_k: int = Field(
+        4, ge=2, description="rloo_kl: samples per prompt (priming token), each one's baseline "
+        "the mean reward of the other k - 1 (TRL's rloo_k; its default is 2). "
+        "collect_episodes must be a multiple of it.")
+    dap_memory_size: int = Field(
+        0, ge=0, description="dap: REINVENT's experience memory, the best distinct sequences "
+        "so far by task reward (0: off, the default; REINVENT's inception keeps 50).")
+    dap_memory_samples: int = Field(
+        10, ge=1, description="dap: memory sequences added to each batch's loss (REINVENT: "
+        "10).")
     mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
         False, description="Keras mixed-precision policy of the Q, target and prior networks "
         "while tuning (as pretrain.mixed_precision; Q-values, the prior's log-probabilities and "
@@ -189,6 +203,9 @@ class TuneConfig(Options):
                                  "exists only there)")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
+        if "rloo_kl" in self.algorithms and self.collect_episodes % self.rloo_k:
+            raise ValueError(f"collect_episodes ({self.collect_episodes}) must be a multiple of "
+                             f"rloo_k ({self.rloo_k}): each prompt is played rloo_k times")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:
             raise ValueError("replay_capacity must hold at least one batch of episodes")
         return self

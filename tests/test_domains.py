@@ -70,11 +70,14 @@ def test_a_domain_named_by_import_path_runs_the_whole_pipeline(tmp_path):
     assert stats["duplicate_sequences"] >= 190
     assert sum(stats["records_out"].values()) == 600 - stats["duplicate_sequences"]
     assert tfrecords.read_vocab(workdir / "prepare_data")["domain"] == "digits"
-    for algorithm in ("q", "psi", "g", "rl_only"):
+    # The config names no algorithms: every one of the table is tuned and evaluated, the
+    # off-policy and the sequence-level ones alike.
+    everyone = ("q", "psi", "g", "rl_only", "dap", "rloo_kl")
+    for algorithm in everyone:
         assert layout.is_complete(layout.tuned_dir(workdir / "tune", algorithm))
     metrics = json.loads((workdir / "evaluate" / layout.METRICS_FILE).read_text())
     assert metrics["domain"] == TOY
-    assert sorted(metrics["models"]) == ["data", "g", "mle", "psi", "q", "rl_only"]
+    assert sorted(metrics["models"]) == sorted(["data", "mle", *everyone])
     assert set(metrics["models"]["q"]) == {*DigitsDomain.statistic_keys, KL_KEY}
     # Random digits go up one in 1 step of 10; the few distinct counting-up records add some.
     assert 0.1 < metrics["models"]["data"]["ascending_steps"] < 0.25

@@ -32,6 +32,51 @@ def learning_rate(options):
     return sequence_model.learning_rate_schedule(options)
 
 
+def make_optimizer(options) -> keras.optimizers.Optimizer:
+    """Adam at the tune options' rate, with loss scaling under mixed_float16 (float16
+    gradients underflow without it)."""
+    optimizer = keras.optimizers.Adam(learning_rate(options))
+    if sequence_model.precision_policy(options.mixed_precision) == "mixed_float16":
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def is_loss_scaled(optimizer) -> bool:
+    return isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+
+
+def in_precision(pretrained: keras.Model, options) -> keras.Model:
+    """The pretrained model under the tune options' dtype policy: the networks compute in 16
+    bits where it says so, their weights stay float32."""
+    precision = sequence_model.precision_policy(options.mixed_precision)
+    if precision == "float32":
+        return pretrained
+    return sequence_model.with_dtype_policy(pretrained, precision)
+
+
+class PolicyExport:
+    """The sampling policy of a tuned agent and its export; the agent has ``policy_network``,
+    ``reward_rnn`` and ``algorithm``."""
+
+    def sampling_policy(self, temperature: float = 1.0,
+                        precision: str | None = None) -> SequencePolicy:
+        """The policy used for generation: the algorithm's logits from the policy network (and
+        the prior, for G). With ``precision``, over copies of the networks (current weights)
+        under that dtype policy: the saved policy is float32 whatever the tuning precision."""
+        network, prior = self.policy_network, self.reward_rnn
+        if precision is not None:
+            network, prior = (sequence_model.with_dtype_policy(model, precision)
+                              for model in (network, prior))
+        return SequencePolicy(network, prior, self.algorithm, temperature,
+                              name="sampling_policy")
+
+    def save_policy(self, path) -> None:
+        """Export the sampling policy with TF-Agents' PolicySaver, in float32 whatever the
+        tuning precision (any batch size)."""
+        policy_saver.PolicySaver(self.sampling_policy(precision="float32"),
+                                 batch_size=None).save(str(path))
+
+
 def with_state_value(model: keras.Model, detach: bool = False,
                      hidden_units: Sequence[int] = ()) -> keras.Model:
     """``model`` (sharing its layers) plus a state-value head v(s) on the last hidden layer,
@@ -64,7 +109,7 @@ def clone(model: keras.Model, trainable: bool = True) -> keras.Model:
     return copy
 
 
-class SequenceTutorAgent(tf_agent.TFAgent):
+class SequenceTutorAgent(PolicyExport, tf_agent.TFAgent):
     """Q-learning with log prior (Eq. 3-5), generalised Psi-learning (Eq. 13-14), G-learning
     (Eq. 15), RL-only, or any other entry of the algorithm table, trained on whole episodes.
 
@@ -88,9 +133,10 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         self.algorithm, self.options = algorithm, options
         self.end_token = end_token
         self._epsilon = epsilon
-        precision = sequence_model.precision_policy(options.mixed_precision)
-        if precision != "float32":  # the networks compute in 16 bits, their weights stay float32
-            pretrained = sequence_model.with_dtype_policy(pretrained, precision)
+        if algorithm.on_policy:
+            raise ValueError(f"algorithm {algorithm.name!r} is on-policy: its agent is "
+                             f"{algorithm.agent}")
+        pretrained = in_precision(pretrained, options)
         self.policy_network = clone(pretrained)
         target_policy_network = clone(pretrained, trainable=False)
         self.reward_rnn = clone(pretrained, trainable=False)
@@ -115,9 +161,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
             self.target_network.set_weights(self.q_network.get_weights())
         else:
             self.q_network, self.target_network = self.policy_network, target_policy_network
-        self.optimizer = keras.optimizers.Adam(learning_rate(options))
-        if precision == "mixed_float16":  # float16 gradients underflow without loss scaling
-            self.optimizer = keras.mixed_precision.LossScaleOptimizer(self.optimizer)
+        self.optimizer = make_optimizer(options)
         # With value_learning_rate, the value head's layers have an Adam of their own.
         self.value_optimizer = None
         if options.value_learning_rate is not None:
@@ -141,6 +185,14 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
                          train_sequence_length=None,
                          train_step_counter=train_step_counter)
+
+    def checkpoint_objects(self) -> dict:
+        """What a checkpoint of the tuner holds of this agent (beside the replay and counters)."""
+        objects = {"q_network": self.q_network, "target_network": self.target_network,
+                   "optimizer": self.optimizer}
+        if self.value_optimizer is not None:  # so a checkpoint written without it restores
+            objects["value_optimizer"] = self.value_optimizer
+        return objects
 
     def value_head_variables(self) -> list[tf.Variable]:
         """The trainable variables of the state-value head (empty without one)."""
@@ -202,7 +254,7 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         return tf.nn.log_softmax(logits) + value
 
     def _train(self, experience, weights=None):
-        scaling = isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer)
+        scaling = is_loss_scaled(self.optimizer)
         with tf.GradientTape() as tape:
             loss_info = self._loss(experience, weights, training=True)
             loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
@@ -235,21 +287,3 @@ class SequenceTutorAgent(tf_agent.TFAgent):
         eta = self.options.eta
         for target, source in zip(self.target_network.weights, self.q_network.weights):
             target.assign((1.0 - eta) * target + eta * source)
-
-    def sampling_policy(self, temperature: float = 1.0,
-                        precision: str | None = None) -> SequencePolicy:
-        """The policy used for generation: softmax over Q or Psi; p(a|s) exp(G) for G. With
-        ``precision``, over copies of the networks (current weights) under that dtype policy:
-        the saved policy is float32 whatever the tuning precision."""
-        network, prior = self.policy_network, self.reward_rnn
-        if precision is not None:
-            network, prior = (sequence_model.with_dtype_policy(model, precision)
-                              for model in (network, prior))
-        return SequencePolicy(network, prior, self.algorithm, temperature,
-                              name="sampling_policy")
-
-    def save_policy(self, path) -> None:
-        """Export the sampling policy with TF-Agents' PolicySaver, in float32 whatever the
-        tuning precision (any batch size)."""
-        policy_saver.PolicySaver(self.sampling_policy(precision="float32"),
-                                 batch_size=None).save(str(path))

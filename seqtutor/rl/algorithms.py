@@ -1,12 +1,18 @@
-"""The algorithm table: one entry per KL-control algorithm the tuner knows.
+"""The algorithm table: one entry per KL-regularised algorithm the tuner knows.
 
 Q-learning with log prior (Jaques et al. 2017, Eq. 3-5), generalised Psi-learning (Eq. 13-14),
-G-learning (Eq. 15) and the RL-only baseline share the agent, the replay, the collection and
-the samplers. They differ in exactly the fields of :class:`Algorithm`: how much of log p(a|s) is
-in the per-step reward, the value of the next state in the TD target, how the policy's logits
-come from the values and the prior, and how the values start. Config validation, the tuner,
-the evaluation, generation and the report all read this table, so a new algorithm is one
-:func:`register` call (or an entry point of the group ``seqtutor.algorithms``)::
+G-learning (Eq. 15) and the RL-only baseline are off-policy: they share one agent
+(``seqtutor.rl.agent``), the replay, the collection and the samplers, and differ in exactly the
+fields of :class:`Algorithm`: how much of log p(a|s) is in the per-step reward, the value of the
+next state in the TD target, how the policy's logits come from the values and the prior, and
+how the values start. REINVENT's DAP and REINFORCE leave-one-out with a KL penalty are
+on-policy and sequence-level: each is an agent of its own (``seqtutor.rl.sequence_agents``),
+named by the entry's ``agent`` field, trained on the batch of whole episodes it has just played.
+All six aim at the same policy, pi* proportional to p(x) exp(r_T(x) / c).
+
+Config validation, the tuner, the evaluation, generation and the report all read this table,
+so a new algorithm is one :func:`register` call (or an entry point of the group
+``seqtutor.algorithms``)::
 
     register(dataclasses.replace(get("q"), name="q2x", prior_reward_weight=2.0))
 """
@@ -22,6 +28,7 @@ from seqtutor import plugins
 # and loading a config (or `seqtutor --help`) should not wait for TensorFlow.
 
 Q_INITS = ("logits", "log_prior")
+KL_CONTROL_AGENT = "seqtutor.rl.agent:SequenceTutorAgent"
 
 
 def max_value(values, log_prior):
@@ -60,22 +67,35 @@ class Algorithm:
         prior) instead of at the pretrained logits.
       starts: the ``tune.q_init`` values it allows.
       description: one line for docs and errors.
+      agent: the import path ``module:Class`` of its TF-Agents agent. The value-based fields
+        above are read by the KL-control agent; an on-policy agent reads only
+        ``policy_prior_weight`` (its policy is the softmax of its logits: 0).
+      on_policy: the agent trains once on each batch of episodes its collect policy has just
+        played (no replay) instead of on replayed episodes.
     """
 
     name: str
-    prior_reward_weight: float
-    next_value: Callable
-    policy_prior_weight: float
-    greedy_backup: bool
+    prior_reward_weight: float = 0.0
+    next_value: Callable | None = None
+    policy_prior_weight: float = 0.0
+    greedy_backup: bool = False
     zero_start: bool = False
     starts: tuple[str, ...] = Q_INITS
     description: str = ""
+    agent: str = KL_CONTROL_AGENT
+    on_policy: bool = False
 
     def __post_init__(self):
         unknown = set(self.starts) - set(Q_INITS)
         if not self.starts or unknown:
             raise ValueError(f"algorithm {self.name!r}: starts must be a non-empty subset of "
                              f"{Q_INITS}, got {self.starts}")
+        if self.next_value is None and not self.on_policy:
+            raise ValueError(f"algorithm {self.name!r}: an off-policy algorithm needs next_value")
+
+    def agent_class(self) -> type:
+        """The TF-Agents agent class that trains this algorithm."""
+        return plugins.load_object(self.agent)
 
     @property
     def needs_prior(self) -> bool:
@@ -120,11 +140,18 @@ RL_ONLY = Algorithm("rl_only", prior_reward_weight=0.0, next_value=max_value,
                     policy_prior_weight=0.0, greedy_backup=True,
                     description="Q-learning on the task reward alone (the baseline)")
 
+DAP = Algorithm("dap", agent="seqtutor.rl.sequence_agents:DapAgent", on_policy=True,
+                description="REINVENT's DAP: (log p(x) + r_T(x) / c - log pi(x))^2 "
+                "on whole sequences (sigma = 1 / c)")
+RLOO_KL = Algorithm("rloo_kl", agent="seqtutor.rl.sequence_agents:RlooKlAgent", on_policy=True,
+                    description="REINFORCE leave-one-out on r_T(x) - c log(pi(x) / p(x)) "
+                    "(TRL's RLOO, beta = c)")
+
 # Names of the other rows of evaluate's metrics and report.
 RESERVED_NAMES = ("mle", "data")
 
 # The table, in the order the report shows the algorithms (and the tuner salts its seeds).
-ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (Q, PSI, G, RL_ONLY)}
+ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (Q, PSI, G, RL_ONLY, DAP, RLOO_KL)}
 
 
 def register(algorithm: Algorithm) -> Algorithm:

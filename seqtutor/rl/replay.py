@@ -55,18 +55,25 @@ class EpisodeReplay(tf.Module):
 
     def experience(self, indices) -> trajectory.Trajectory:
         """Episodes as a TF-Agents Trajectory [B, T] (reward: the task reward r_T)."""
-        actions = tf.gather(self.actions, indices)
-        mid = tf.fill(tf.shape(actions), ts.StepType.MID)
-        last = tf.concat([tf.zeros_like(actions[:, 1:]), tf.ones_like(actions[:, :1])], axis=1)
-        discount = 1.0 - tf.cast(last, tf.float32)  # the last step is terminal
-        next_type = tf.where(last > 0, ts.StepType.LAST, ts.StepType.MID)
-        step_type = tf.concat([tf.fill(tf.shape(actions[:, :1]), ts.StepType.FIRST),
-                               mid[:, 1:]], axis=1)
-        return trajectory.Trajectory(step_type, tf.gather(self.observations, indices), actions,
-                                     (), next_type, tf.gather(self.rewards, indices), discount)
+        return episodes_trajectory(tf.gather(self.observations, indices),
+                                   tf.gather(self.actions, indices),
+                                   tf.gather(self.rewards, indices))
 
     def update_priorities(self, indices, td_abs):
         if self.prioritized:
             priority = td_abs + 1e-6
             self.priorities.scatter_nd_update(indices[:, None], priority)
             self.max_priority.assign(tf.maximum(self.max_priority, tf.reduce_max(priority)))
+
+
+def episodes_trajectory(observations, actions, rewards) -> trajectory.Trajectory:
+    """Whole episodes [B, T] as a TF-Agents Trajectory: the first step FIRST, the last one
+    terminal (discount 0), the reward the task reward r_T of each step."""
+    mid = tf.fill(tf.shape(actions), ts.StepType.MID)
+    last = tf.concat([tf.zeros_like(actions[:, 1:]), tf.ones_like(actions[:, :1])], axis=1)
+    discount = 1.0 - tf.cast(last, tf.float32)
+    next_type = tf.where(last > 0, ts.StepType.LAST, ts.StepType.MID)
+    step_type = tf.concat([tf.fill(tf.shape(actions[:, :1]), ts.StepType.FIRST), mid[:, 1:]],
+                          axis=1)
+    return trajectory.Trajectory(step_type, observations, actions, (), next_type,
+                                 tf.cast(rewards, tf.float32), discount)
