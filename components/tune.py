@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -244,9 +245,13 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
             f"{vocab['num_tokens']}")
     with domain:  # closes the molecule domain's RDKit scoring processes
         algorithm = sweep.algorithm_of(variant)
+        started = time.perf_counter()
         tuner, manager = _open(config, pretrained, domain, algorithm, output, previous)
+        first_step = int(tuner.env_steps.numpy())
         curves = _train(tuner, manager, output, variant)
-        return _export(tuner, curves, vocab, output, algorithm)
+        timing = {"seconds": round(time.perf_counter() - started, 1),
+                  "timed_from_step": first_step}
+        return _export(tuner, curves, vocab, output, algorithm, timing)
 
 
 def _open(config, pretrained, domain, algorithm: str, output: Path, previous: Path | None):
@@ -315,9 +320,13 @@ def _train(tuner: Tuner, manager, output: Path, variant: str) -> CurveWriter:
 
 
 def _export(tuner: Tuner, curves: CurveWriter, vocab: dict, output: Path,
-            algorithm: str) -> dict:
+            algorithm: str, timing: dict) -> dict:
     """The tuned model (float32 whatever the tuning precision, as pretrain saves its model),
-    its vocabulary, the TF-Agents policy and tune.json; returns the summary."""
+    its vocabulary, the TF-Agents policy and tune.json; returns the summary.
+
+    ``timing``: ``seconds``, the wall time of this process's tuning (networks, training, curve
+    points; not the export), which covers the environment steps from ``timed_from_step`` (0
+    unless the run resumed or continued a checkpoint) to the end."""
     sequence_model.save_model(
         sequence_model.with_dtype_policy(tuner.agent.policy_network, "float32"), output)
     (output / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
@@ -326,6 +335,7 @@ def _export(tuner: Tuner, curves: CurveWriter, vocab: dict, output: Path,
         "algorithm": algorithm,
         "env_steps": int(tuner.env_steps.numpy()),
         "train_steps": int(tuner.agent.train_step_counter.numpy()),
+        **timing,
     }
     for when, row in (("final", curves.rows[-1]), ("initial", curves.rows[0])):
         summary.update({f"{when}_{field}": float(row[field]) for field in curves.fields[1:]

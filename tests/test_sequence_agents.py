@@ -181,6 +181,7 @@ def test_smoke_tuning_raises_the_task_reward_and_stays_near_the_prior(workdir, n
     assert rows[-1]["mean_log_prior"] > rows[0]["mean_log_prior"] - 0.5
     summary = json.loads((result.path / layout.TUNE_SUMMARY_FILE).read_text())
     assert summary["train_steps"] == 131072 // (64 * 32)  # one step per batch of 64 episodes
+    assert summary["seconds"] > 0 and summary["timed_from_step"] == 0
     assert (result.path / layout.POLICY_DIR / "saved_model.pb").is_file()
 
 
@@ -223,7 +224,8 @@ def test_killed_dap_run_resumes_with_its_memory(workdir, monkeypatch):
     result = runner.run_stage(config, "tune", workdir, variant="dap")
     assert memories[0] == (4096, 20)  # the checkpoint's step and its full memory
     assert [row["step"] for row in curve(result.path)] == [0, 4096, 8192]
-    assert json.loads((result.path / layout.TUNE_SUMMARY_FILE).read_text())["train_steps"] == 4
+    summary = json.loads((result.path / layout.TUNE_SUMMARY_FILE).read_text())
+    assert summary["train_steps"] == 4 and summary["timed_from_step"] == 4096
 
 
 def test_algorithm_table_marks_the_on_policy_entries():
