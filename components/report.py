@@ -246,6 +246,29 @@ def frontier_rows(metrics: dict) -> list[dict]:
     return rows
 
 
+def matched_columns(metrics: dict, log_prior: float | None = None
+                    ) -> tuple[float, dict[str, str]] | None:
+    """A comparison at matched closeness to the prior: for each algorithm, its tuned column (a
+    model, or a group over seeds) whose mean log p(a|s) is nearest to ``log_prior`` (default:
+    the median over every tuned column; the earlier column of a tie). (log_prior,
+    {algorithm: column}); None without a tuned column."""
+    columns, _ = table_columns(metrics)
+    tuned = {name: stats["mean_log_prior"] for name, stats in columns.items()
+             if name not in (DATA_COLUMN, MLE_MODEL)
+             and stats.get("mean_log_prior") is not None}
+    if not tuned:
+        return None
+    if log_prior is None:
+        log_prior = float(np.median(list(tuned.values())))
+    chosen: dict[str, str] = {}
+    for name in model_order(tuned):
+        algorithm = sweep.algorithm_of(name)
+        best = chosen.get(algorithm)
+        if best is None or abs(tuned[name] - log_prior) < abs(tuned[best] - log_prior):
+            chosen[algorithm] = name
+    return log_prior, chosen
+
+
 def write_frontier_csv(path: Path, rows: list[dict]) -> None:
     with Path(path).open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FRONTIER_FIELDS)
@@ -396,6 +419,18 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         parts += ["<h2>Task reward against the prior</h2>",
                   f"<img alt='frontier' src='{frontier_image}'>",
                   f"<p>The same numbers: <code>{layout.FRONTIER_FILE}</code>.</p>"]
+    matched = matched_columns(metrics)
+    swept = [sweep.algorithm_of(name) for name in columns
+             if name not in (DATA_COLUMN, MLE_MODEL)]
+    if matched and len(swept) > len(set(swept)):  # some algorithm at more than one point
+        target, chosen = matched
+        shown = {name: columns[name] for name in (DATA_COLUMN, MLE_MODEL) if name in columns}
+        shown.update({name: columns[name] for name in chosen.values()})
+        parts += ["<h2>At matched closeness to the prior</h2>",
+                  f"<p>Each algorithm at its point whose mean log p(a|s) under the prior is "
+                  f"nearest to {target:.3f} nats per token (the median of the tuned columns): "
+                  "task reward and rules compared at one distance from the data.</p>",
+                  statistics_table(shown, keys, {}, statistic_info(domain, keys), spread)]
     parts.append("<h2>Samples</h2>")
     for name in model_order(samples):
         parts += [f"<h3>{html.escape(name)}</h3>", domain.samples_html(name, samples[name])]

@@ -13,7 +13,8 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ("prepare_data_melody", "pretrain_melody", "tune_throughput", "evaluate_melody",
-           "score_molecules", "pretrain_buckets", "pretrain_precision", "tune_precision")
+           "score_molecules", "pretrain_buckets", "pretrain_precision", "tune_precision",
+           "compare_algorithms")
 
 
 def smoke(script: str, output: Path, *argv: str) -> dict:
@@ -102,3 +103,16 @@ def test_tune_precision(molecule_workdir, tmp_path):
     result = smoke("tune_precision", tmp_path / "tune_precision.json",
                    "--workdir", str(molecule_workdir))
     assert set(result["results"]) == {"float32", "mixed_bfloat16"} and result["speedup"] > 0
+
+
+def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path):
+    result = smoke("compare_algorithms", tmp_path / "compare.json",
+                   "--workdir", str(tmp_path / "work"))
+    assert list(result["matched"]) == ["q", "dap"]  # in the table's order
+    assert len(result["runs"]) == 4  # c 5 and 10, one seed
+    for algorithm, row in result["matched"].items():
+        assert row["column"] in (f"{algorithm}@c=5.0", f"{algorithm}@c=10.0"), row
+        assert row["env_steps"] == 2048 and row["seconds"] > 0
+        assert "mean_task_reward" in row["mean"] and "kl_per_token" in row["mean"]
+    assert result["markdown"].count("\n") == 1 + 13 + 1 + 3  # head, rule, statistics, costs
+    assert {row["model"] for row in result["frontier"]} >= {"data", "mle", "dap@c=5.0"}

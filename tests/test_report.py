@@ -342,3 +342,29 @@ def test_a_group_over_fewer_seeds_is_named(tmp_path):
     text = report.write_report(tmp_path, metrics, {}, {},
                                domains.get_domain("melody", MelodyRewardConfig())).read_text()
     assert "Over fewer seeds than the others: q@c=2 (1 of 2)." in text
+
+
+def test_the_matched_table_takes_each_algorithms_point_nearest_a_common_log_prior(tmp_path):
+    metrics = seed_sweep_metrics()
+    # Over seeds, both algorithms' mean log p is -3.15 at c = 0.5 and -1.65 at c = 2.
+    assert report.matched_columns(metrics, -1.7) == (-1.7, {"q": "q@c=2", "psi": "psi@c=2"})
+    assert report.matched_columns(metrics, -3.0)[1] == {"q": "q@c=0.5", "psi": "psi@c=0.5"}
+    metrics["seed_groups"]["psi@c=0.5"]["mean"]["mean_log_prior"] = -2.0
+    # The median of -3.15, -1.65, -2.0 and -1.65 is -1.825: psi's -2.0 is nearer than -1.65.
+    target, chosen = report.matched_columns(metrics)
+    assert target == pytest.approx(-1.825) and chosen == {"q": "q@c=2", "psi": "psi@c=0.5"}
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    section = text.split("At matched closeness to the prior")[1].split("<h2>")[0]
+    assert "-1.825 nats per token" in section
+    assert "<th>q@c=2</th><th>psi@c=0.5</th>" in section and "q@c=0.5" not in section
+
+
+def test_no_matched_table_without_a_sweep(tmp_path):
+    metrics = {"domain": "melody", "num_samples": 10, "missing_models": [],
+               "models": {"mle": {"mean_task_reward": 0.0, "mean_log_prior": -1.1},
+                          "q": {"mean_task_reward": 3.0, "mean_log_prior": -1.5}}}
+    assert report.matched_columns(metrics) == (-1.5, {"q": "q"})
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    assert "matched closeness" not in text

@@ -1,0 +1,154 @@
+"""Benchmark: every algorithm of the table on one prior and one reward, over a grid of c and
+seeds: the frontier of task reward against closeness to the prior, a table at matched closeness,
+and what each algorithm costs in environment steps and wall time to reach its point.
+
+The config's sweep runs as ``seqtutor run`` runs it: the data and the prior once, one tune
+artifact per (algorithm, point), then evaluate (metrics, report, frontier.csv). Artifacts
+already in WORKDIR are reused, so a run cut short continues where it stopped; a finished
+WORKDIR is only read.
+
+    python -m benchmarks.compare_algorithms [--config melody_sweep] [--workdir W]
+        [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...] [--log-prior X]
+
+``--c`` and ``--seeds`` replace the config's sweep; ``--algorithms`` (default: the config's
+``tune.algorithms``) sets both the tuned and the evaluated models. The common closeness is
+``--log-prior`` (mean log p(a|s) per token under the prior), by default the median over the
+tuned columns.
+
+Prints (and with --output writes) a JSON object: config, workdir, target_log_prior; matched
+(per algorithm: its column, the seeds, the mean and sd over seeds of every statistic, and the
+mean env_steps, train_steps and tune seconds of its runs); frontier (the rows of frontier.csv);
+runs (per tune artifact: env_steps, train_steps, seconds); markdown (the matched table as
+Markdown, for docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q and DAP
+at c 5 and 10 with one seed, 2,048 steps each).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmarks import common
+from seqtutor import layout, plugins
+from seqtutor.components import report
+from seqtutor.pipeline import runner
+from seqtutor.rl import algorithms
+from seqtutor.statistic import FRACTION
+
+SMOKE = {"config": common.SMOKE_CONFIGS["melody"], "c": [5.0, 10.0], "seeds": [0],
+         "algorithms": ["q", "dap"]}
+SMOKE_OVERRIDES = [*common.SMOKE_NETWORK, ("pretrain.max_steps", 50),
+                   ("tune.num_steps", 2048), ("tune.eval_every", 2048),
+                   ("tune.checkpoint_every", 2048), ("tune.eval_episodes", 64),
+                   ("tune.batch_episodes", 8), ("evaluate.num_samples", 200)]
+# What each tune run cost, from its tune.json.
+COST_FIELDS = ("env_steps", "train_steps", "seconds")
+
+
+def sweep_overrides(args) -> list:
+    overrides = []
+    if args.c is not None or args.seeds is not None:
+        grid = {}
+        if args.c is not None:
+            grid["tune.c"] = list(args.c)
+        if args.seeds is not None:
+            grid["seed"] = list(args.seeds)
+        overrides.append(("sweep", grid))
+    if args.algorithms is not None:
+        overrides += [("tune.algorithms", list(args.algorithms)),
+                      ("evaluate.models", ["mle", *args.algorithms])]
+    return overrides
+
+
+def tune_runs(workdir, metrics: dict) -> dict[str, dict]:
+    """env_steps, train_steps and seconds of every evaluated tune artifact."""
+    runs = {}
+    for model in metrics["models"]:
+        if model in ("mle", "data"):
+            continue
+        summary = json.loads((layout.tuned_dir(workdir / "tune", model)
+                              / layout.TUNE_SUMMARY_FILE).read_text())
+        runs[model] = {field: summary.get(field) for field in COST_FIELDS}
+    return runs
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def matched_table(metrics: dict, runs: dict, log_prior: float | None) -> tuple[float, dict]:
+    """Per algorithm, its column nearest the common closeness: statistics over seeds, costs."""
+    target, chosen = report.matched_columns(metrics, log_prior)
+    columns, spread = report.table_columns(metrics)
+    groups = metrics.get("seed_groups") or {}
+    matched = {}
+    for algorithm, column in chosen.items():
+        members = groups[column]["models"] if column in groups else [column]
+        matched[algorithm] = {
+            "column": column, "seeds": len(members),
+            "mean": columns[column], "sd": spread.get(column, {}),
+            **{field: _mean([runs[m][field] for m in members]) for field in COST_FIELDS}}
+    return target, matched
+
+
+def _cell(mean, sd, percent: bool) -> str:
+    if mean is None:
+        return ""
+    scale, unit, digits = (100.0, "%", 1) if percent else (1.0, "", 3)
+    text = f"{mean * scale:.{digits}f}{unit}"
+    if sd is not None and not math.isnan(sd):
+        text += f" ± {sd * scale:.{digits}f}"
+    return text
+
+
+def markdown(matched: dict, keys, info) -> str:
+    """The matched table: one row per statistic and cost, one column per algorithm."""
+    names = list(matched)
+    lines = ["| | " + " | ".join(f"{a} ({matched[a]['column']}, {matched[a]['seeds']} seeds)"
+                                  for a in names) + " |",
+             "|---" * (len(names) + 1) + "|"]
+    for key in keys:
+        percent = key in info and info[key].unit == FRACTION
+        label = info[key].label if key in info else key
+        lines.append(f"| {label} | " + " | ".join(
+            _cell(matched[a]["mean"].get(key), matched[a]["sd"].get(key), percent)
+            for a in names) + " |")
+    for field in COST_FIELDS:
+        lines.append(f"| {field.replace('_', ' ')} | " + " | ".join(
+            "" if matched[a][field] is None else f"{matched[a][field]:,.0f}" for a in names)
+            + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = common.parser(__doc__, "melody_sweep")
+    parser.add_argument("--c", type=float, nargs="+", default=None,
+                        help="values of tune.c (default: the config's sweep)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds (default: the config's sweep)")
+    parser.add_argument("--algorithms", nargs="+", default=None,
+                        choices=list(algorithms.names()),
+                        help="tuned and evaluated (default: the config's tune.algorithms)")
+    parser.add_argument("--log-prior", type=float, default=None,
+                        help="the common closeness, mean log p(a|s) per token (default: the "
+                             "median over the tuned columns)")
+    args = common.parse_args(parser, argv, SMOKE)
+    with common.setup(args, sweep_overrides(args), smoke_overrides=SMOKE_OVERRIDES) as (
+            config, workdir):
+        runner.run_pipeline(config, workdir)
+        evaluated = layout.stage_dir(workdir, "evaluate")
+        metrics = json.loads((evaluated / layout.METRICS_FILE).read_text())
+        runs = tune_runs(workdir, metrics)
+        target, matched = matched_table(metrics, runs, args.log_prior)
+        domain = plugins.domain_class(config.domain)  # its declarations, no scorer started
+        keys = [*domain.statistic_keys, report.KL_KEY]
+        info = report.statistic_info(domain, keys)
+        return common.report("compare_algorithms", {
+            "config": args.config, "workdir": str(workdir), "target_log_prior": target,
+            "matched": matched, "frontier": report.frontier_rows(metrics), "runs": runs,
+            "markdown": markdown(matched, keys, info)}, args)
+
+
+if __name__ == "__main__":
+    main()
