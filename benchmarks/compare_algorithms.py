@@ -5,10 +5,12 @@ and what each algorithm costs in environment steps and wall time to reach its po
 The config's sweep runs as ``seqtutor run`` runs it: the data and the prior once, one tune
 artifact per (algorithm, point), then evaluate (metrics, report, frontier.csv). Artifacts
 already in WORKDIR are reused, so a run cut short continues where it stopped; a finished
-WORKDIR is only read.
+WORKDIR is only read. ``--read-only`` sums up a WORKDIR made by another code version (whose
+artifacts this one would otherwise make again) without running anything.
 
     python -m benchmarks.compare_algorithms [--config melody_sweep] [--workdir W]
         [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...] [--log-prior X]
+        [--read-only]
 
 ``--c`` and ``--seeds`` replace the config's sweep; ``--algorithms`` (default: the config's
 ``tune.algorithms``) sets both the tuned and the evaluated models. The common closeness is
@@ -130,14 +132,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--algorithms", nargs="+", default=None,
                         choices=list(algorithms.names()),
                         help="tuned and evaluated (default: the config's tune.algorithms)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="only sum up WORKDIR's finished evaluate artifact (made by another "
+                             "code version, whose artifacts this one would remake)")
     parser.add_argument("--log-prior", type=float, default=None,
                         help="the common closeness, mean log p(a|s) per token (default: the "
                              "median over the tuned columns)")
     args = common.parse_args(parser, argv, SMOKE)
     with common.setup(args, sweep_overrides(args), smoke_overrides=SMOKE_OVERRIDES) as (
             config, workdir):
-        runner.run_pipeline(config, workdir)
         evaluated = layout.stage_dir(workdir, "evaluate")
+        if not args.read_only:
+            runner.run_pipeline(config, workdir)
+        elif not layout.is_complete(evaluated):
+            parser.error(f"--read-only: {evaluated} is not a finished evaluate artifact")
         metrics = json.loads((evaluated / layout.METRICS_FILE).read_text())
         runs = tune_runs(workdir, metrics)
         target, matched = matched_table(metrics, runs, args.log_prior)

@@ -116,3 +116,7 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
         assert "mean_task_reward" in row["mean"] and "kl_per_token" in row["mean"]
     assert result["markdown"].count("\n") == 1 + 13 + 1 + 3  # head, rule, statistics, costs
     assert {row["model"] for row in result["frontier"]} >= {"data", "mle", "dap@c=5.0"}
+    # Summing up again runs nothing: the same result from the artifacts alone.
+    again = smoke("compare_algorithms", tmp_path / "again.json", "--workdir",
+                  str(tmp_path / "work"), "--read-only")
+    assert again["matched"] == result["matched"] and again["runs"] == result["runs"]
