@@ -77,13 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(compile_)
     compile_.add_argument("--output", type=Path, required=True, help="pipeline spec YAML")
     compile_.add_argument("--image", default="seqtutor:latest",
-                          help="the project's container image (see Dockerfile)")
-    compile_.add_argument("--pipeline-workdir", default="/tmp/seqtutor",
-                          help="workdir inside the components, e.g. /gcs/BUCKET/runs/NAME")
+                          help="the project's container image (see Dockerfile); a digest "
+                               "(@sha256:...) pins it")
     compile_.add_argument("--accelerator-type", default="NVIDIA_TESLA_T4",
-                          help="GPU type for the tune component")
+                          help="accelerator type of each tune task")
     compile_.add_argument("--accelerator-count", type=int, default=1,
-                          help="GPUs for the tune component (0: none)")
+                          help="accelerators of each tune task (0: none)")
+    compile_.add_argument("--tune-cpu", default=None, help="CPU limit of each tune task (e.g. 8)")
+    compile_.add_argument("--tune-memory", default=None,
+                          help="memory limit of each tune task (e.g. 32G)")
+    compile_.add_argument("--pretrain-accelerator-type", default=None,
+                          help="accelerator type of the pretrain task (default: the tune "
+                               "tasks')")
+    compile_.add_argument("--pretrain-accelerator-count", type=int, default=0,
+                          help="accelerators of the pretrain task (0: none)")
+    compile_.add_argument("--parallelism", type=int, default=0,
+                          help="tune tasks at once (0: as many as the platform allows)")
 
     evaluate = commands.add_parser("evaluate", help="sample every model, rule statistics")
     _common(evaluate)
@@ -152,10 +161,18 @@ def _command(args) -> int:
                                           max_points=args.max_points)
         elif args.command == "compile":
             from seqtutor.pipeline import kfp_pipeline
-            kfp_pipeline.compile_pipeline(
-                config, str(args.output), image=args.image, workdir=args.pipeline_workdir,
-                accelerator_type=args.accelerator_type,
-                accelerator_count=args.accelerator_count)
+            try:
+                kfp_pipeline.compile_pipeline(
+                    config, str(args.output), image=args.image, parallelism=args.parallelism,
+                    tune_resources=kfp_pipeline.Resources(
+                        args.accelerator_type, args.accelerator_count, args.tune_cpu,
+                        args.tune_memory),
+                    pretrain_resources=kfp_pipeline.Resources(
+                        args.pretrain_accelerator_type or args.accelerator_type,
+                        args.pretrain_accelerator_count))
+            except kfp_pipeline.PipelineSpecError as error:
+                console.error(f"seqtutor: error: {error}")
+                return 2
             print(f"wrote {args.output}")
             return 0
         elif args.command == "generate":

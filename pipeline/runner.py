@@ -273,18 +273,3 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
             results.append(run_stage(config, spec.name, workdir, variant=variant,
                                      force=forcing or spec.name in only, extend=not force))
     return results
-
-
-def execute_stage(stage_name: str, config_json: str, workdir: str) -> str:
-    """Run one stage (every configured variant) from a JSON config, as a KFP component does;
-    returns the workdir, which chains the components."""
-    import json
-
-    from seqtutor.config import config_from_dict
-
-    config = config_from_dict(json.loads(config_json))
-    check_sweep(config)
-    spec = stage(stage_name)
-    for variant in spec.variants(config):
-        run_stage(config, stage_name, workdir, variant=variant)
-    return workdir
