@@ -233,3 +233,15 @@ def test_algorithm_table_marks_the_on_policy_entries():
     assert on_policy == ["dap", "rloo_kl"]
     with pytest.raises(ValueError, match="needs next_value"):
         algorithms.Algorithm("no_target")
+
+
+@pytest.mark.parametrize("name", ["dap", "rloo_kl"])
+def test_generate_writes_samples_of_a_sequence_level_model(tmp_path, melody_smoke_prior, name):
+    from seqtutor.components import generate
+
+    workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
+    config = smoke_config(("tune.algorithms", [name]), ("tune.num_steps", 2048),
+                          ("tune.eval_every", 2048), ("tune.eval_episodes", 20))
+    runner.run_stage(config, "tune", workdir, variant=name)
+    paths = generate.generate(config, workdir, name, 3, tmp_path / "out")
+    assert len(paths) >= 3 and all(path.stat().st_size > 0 for path in paths)
