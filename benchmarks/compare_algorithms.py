@@ -63,7 +63,8 @@ def sweep_overrides(args) -> list:
 
 
 def tune_runs(workdir, metrics: dict) -> dict[str, dict]:
-    """env_steps, train_steps and seconds of every evaluated tune artifact."""
+    """env_steps, train_steps and seconds of every evaluated tune artifact; seconds is None
+    for a run that resumed or continued another (its time covers only its last part)."""
     runs = {}
     for model in metrics["models"]:
         if model in ("mle", "data"):
@@ -71,6 +72,8 @@ def tune_runs(workdir, metrics: dict) -> dict[str, dict]:
         summary = json.loads((layout.tuned_dir(workdir / "tune", model)
                               / layout.TUNE_SUMMARY_FILE).read_text())
         runs[model] = {field: summary.get(field) for field in COST_FIELDS}
+        if summary.get("timed_from_step", 0) != 0:
+            runs[model]["seconds"] = None
     return runs
 
 
@@ -80,7 +83,8 @@ def _mean(values) -> float | None:
 
 
 def matched_table(metrics: dict, runs: dict, log_prior: float | None) -> tuple[float, dict]:
-    """Per algorithm, its column nearest the common closeness: statistics over seeds, costs."""
+    """Per algorithm, its column nearest the common closeness: statistics over seeds, costs
+    (seconds: the mean over the runs timed from their start)."""
     target, chosen = report.matched_columns(metrics, log_prior)
     columns, spread = report.table_columns(metrics)
     groups = metrics.get("seed_groups") or {}
@@ -148,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--read-only: {evaluated} is not a finished evaluate artifact")
         metrics = json.loads((evaluated / layout.METRICS_FILE).read_text())
         runs = tune_runs(workdir, metrics)
+        if not runs:
+            parser.error(f"{evaluated} holds no tuned model: nothing to compare")
         target, matched = matched_table(metrics, runs, args.log_prior)
         domain = plugins.domain_class(config.domain)  # its declarations, no scorer started
         keys = [*domain.statistic_keys, report.KL_KEY]

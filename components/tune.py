@@ -1,9 +1,11 @@
-"""tune stage: Sequence Tutor's KL-control RL on top of the pretrained model, one algorithm per
-output directory (``tune/<algorithm>/``).
+"""tune stage: KL-regularised RL on top of the pretrained model, one algorithm (at one sweep
+point) per output directory (``tune/<algorithm>/``).
 
 Loop: collect a batch of episodes in parallel with the collect policy (one graph; the task reward
-is computed once per batch of finished episodes), add them to the replay, then train on whole
-episodes until the number of trained transitions matches ``replay_ratio`` x environment steps.
+is computed once per batch of finished episodes). The off-policy algorithms (Q, Psi, G, RL-only)
+add them to the replay, then train on whole episodes until the number of trained transitions
+matches ``replay_ratio`` x environment steps; the on-policy ones (DAP, RLOO-KL) take one
+gradient step on the batch itself, in the same graph.
 Every ``eval_every`` environment steps, ``eval_episodes`` episodes sampled from the policy give
 one point of ``curves.csv`` (mean r_T per episode, mean log p(a|s) per token: the paper's
 Figure 2; then the domain's own ``curve_fields``, such as the fraction of valid molecules).
@@ -300,8 +302,10 @@ def _train(tuner: Tuner, manager, output: Path, variant: str) -> CurveWriter:
             if trained is not None:
                 loss, mean_value = trained
                 if not (math.isfinite(loss) and math.isfinite(mean_value)):
+                    # mean_value: the mean Q-value, or for a sequence-level algorithm the mean of
+                    # r_T / c + log p - log pi over the batch.
                     raise NonFiniteError(
-                        f"tune/{variant}: the loss ({loss}) or the mean Q-value ({mean_value}) "
+                        f"tune/{variant}: the loss ({loss}) or the mean value ({mean_value}) "
                         f"is not finite at environment step {steps}; the last good checkpoint is "
                         f"kept in {output / layout.CHECKPOINT_DIR}. Lower tune.learning_rate or "
                         "raise tune.c.")

@@ -27,6 +27,32 @@ class CodeVersionMismatch(RuntimeError):
     """The image runs another version of the code than the pipeline was compiled with."""
 
 
+# Beam runners that run inside the task's own container.
+LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
+                 "PrismRunner", "FnApiRunner")
+
+
+def beam_runner(beam_args: list[str]) -> str | None:
+    """The runner that Beam pipeline options name (None: Beam's default, a local one)."""
+    for i, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and i + 1 < len(beam_args):
+            return beam_args[i + 1]
+    return None
+
+
+def check_local_beam(config) -> None:
+    """A pipeline task's prepare_data writes into the task's own folder, which remote Beam
+    workers cannot reach: refuse a remote runner with a message that says what to do."""
+    runner_name = beam_runner(list(getattr(config.prepare_data, "beam_args", [])))
+    if runner_name is not None and runner_name.rsplit(".", 1)[-1] not in LOCAL_RUNNERS:
+        raise ValueError(
+            f"prepare_data.beam_args names the runner {runner_name}: in a pipeline task the Beam "
+            f"job runs in the task's container ({', '.join(LOCAL_RUNNERS)}). Prepare a corpus "
+            "on a remote runner with `seqtutor prepare-data` outside the pipeline.")
+
+
 def _variant_of(path: Path) -> str:
     """The tune variant an artifact directory holds (its artifact.json names it)."""
     record = artifacts.read_artifact(path)
@@ -67,6 +93,8 @@ def run_component(stage_name: str, config_json: str, code_version: str,
             "built from the code you compiled)")
     config = config_from_dict(json.loads(config_json))
     runner.check_sweep(config)
+    if stage_name == "prepare_data":
+        check_local_beam(config)
     with tempfile.TemporaryDirectory(prefix="seqtutor-") as folder:
         workdir = Path(folder)
         lay_out(workdir, inputs)

@@ -203,6 +203,9 @@ class TuneConfig(Options):
                                  "exists only there)")
         if self.epsilon_final > self.epsilon_start:
             raise ValueError("epsilon_final must not exceed epsilon_start")
+        if self.dap_memory_size and self.dap_memory_samples > self.dap_memory_size:
+            raise ValueError(f"dap_memory_samples ({self.dap_memory_samples}) must not exceed "
+                             f"dap_memory_size ({self.dap_memory_size})")
         if "rloo_kl" in self.algorithms and self.collect_episodes % self.rloo_k:
             raise ValueError(f"collect_episodes ({self.collect_episodes}) must be a multiple of "
                              f"rloo_k ({self.rloo_k}): each prompt is played rloo_k times")

@@ -177,3 +177,16 @@ def test_the_cache_reuses_what_is_up_to_date_and_reruns_what_follows_a_rerun(loc
         if "/pretrain/model" in entry.read_text():
             entry.unlink()
     assert tasks_run() == {"pretrain", "tune", "evaluate"}
+
+
+@pytest.mark.parametrize("args,refused", [
+    ([], False), (["--runner=DirectRunner", "--direct_num_workers=2"], False),
+    (["--runner", "apache_beam.runners.portability.fn_api_runner.FnApiRunner"], False),
+    (["--runner=DataflowRunner", "--project=p"], True), (["--runner", "FlinkRunner"], True)])
+def test_a_pipeline_task_runs_its_beam_job_locally(args, refused):
+    config = config_lib.load_config(SMOKE, [("prepare_data.beam_args", args)])
+    if refused:
+        with pytest.raises(ValueError, match="outside the pipeline"):
+            kfp_steps.check_local_beam(config)
+    else:
+        kfp_steps.check_local_beam(config)

@@ -350,7 +350,10 @@ def test_the_matched_table_takes_each_algorithms_point_nearest_a_common_log_prio
     assert report.matched_columns(metrics, -1.7) == (-1.7, {"q": "q@c=2", "psi": "psi@c=2"})
     assert report.matched_columns(metrics, -3.0)[1] == {"q": "q@c=0.5", "psi": "psi@c=0.5"}
     metrics["seed_groups"]["psi@c=0.5"]["mean"]["mean_log_prior"] = -2.0
-    # The median of -3.15, -1.65, -2.0 and -1.65 is -1.825: psi's -2.0 is nearer than -1.65.
+    # psi's -2.0 is nearer to -1.9 than its -1.65; q's -1.65 nearer than its -3.15.
+    assert report.matched_columns(metrics, -1.9)[1] == {"q": "q@c=2", "psi": "psi@c=0.5"}
+    # By default, the median of the tuned columns' -3.15, -1.65, -2.0 and -1.65: -1.825 (psi's
+    # two points are then equally near: the earlier one).
     target, chosen = report.matched_columns(metrics)
     assert target == pytest.approx(-1.825) and chosen == {"q": "q@c=2", "psi": "psi@c=0.5"}
     text = report.write_report(tmp_path, metrics, {}, {},

@@ -142,11 +142,23 @@ def test_experience_memory_keeps_the_best_distinct_sequences():
 
 def test_dap_memory_joins_the_loss_with_its_stored_scores():
     agent = agent_on_constants("dap", dap_memory_size=2, dap_memory_samples=2)
-    agent.before_step(batch())  # the two best: x3 (r_T 2), x1 (r_T 1)
+    # The first step samples an empty memory: the batch's loss alone, as in
+    # test_dap_loss_by_hand; the batch joins the memory after the step.
+    assert float(agent._loss(batch()).loss) == pytest.approx(3.867439, abs=1e-5)
+    agent.after_step(batch())  # the two best: x3 (r_T 2), x1 (r_T 1)
     assert sorted(agent.memory.scores.numpy().tolist()) == [1.0, 2.0]
     # The batch's four losses and the memory's two (x3: 9.363556, x1: 5.984321), averaged:
     # (4 x 3.867439 + 9.363556 + 5.984321) / 6 = 5.136272
     assert float(agent._loss(batch()).loss) == pytest.approx(5.136272, abs=1e-5)
+
+
+def test_memory_and_rloo_settings_are_checked():
+    with pytest.raises(config_lib.ConfigError, match="must not exceed dap_memory_size"):
+        smoke_config(("tune.dap_memory_size", 5), ("tune.dap_memory_samples", 6))
+    # A registered copy of RLOO-KL under another name: its agent checks the batch itself.
+    options = config_lib.TuneConfig(c=0.5, rloo_k=3, collect_episodes=64, algorithms=["q"])
+    with pytest.raises(ValueError, match="multiple of tune.rloo_k"):
+        RlooKlAgent(constant_network(PRIOR), algorithms.get("rloo_kl"), options)
 
 
 def smoke_config(*overrides):

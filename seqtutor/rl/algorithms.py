@@ -8,7 +8,8 @@ next state in the TD target, how the policy's logits come from the values and th
 how the values start. REINVENT's DAP and REINFORCE leave-one-out with a KL penalty are
 on-policy and sequence-level: each is an agent of its own (``seqtutor.rl.sequence_agents``),
 named by the entry's ``agent`` field, trained on the batch of whole episodes it has just played.
-All six aim at the same policy, pi* proportional to p(x) exp(r_T(x) / c).
+For undiscounted episodes (gamma 1), all but RL-only aim at the same policy,
+pi* proportional to p(x) exp(r_T(x) / c).
 
 Config validation, the tuner, the evaluation, generation and the report all read this table,
 so a new algorithm is one :func:`register` call (or an entry point of the group

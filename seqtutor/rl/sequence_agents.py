@@ -86,15 +86,29 @@ class SequenceLevelAgent(PolicyExport, tf_agent.TFAgent):
     def _initialize(self):
         return tf.no_op()
 
+    def log_policy(self, observations, actions, training: bool = False):
+        """log pi(x) [B] under the policy being tuned, summed over each episode's steps.
+
+        Always without dropout (``training`` is accepted for TF-Agents' signature): the
+        episodes were sampled without it, and the losses compare log pi with log p of the same
+        sequences."""
+        mask = kl_control.episode_mask(actions, self.end_token)
+        logits = tf.cast(self.policy_network(observations, training=False), tf.float32)
+        log_policy = tf.gather(tf.nn.log_softmax(logits), actions, batch_dims=2)
+        return tf.reduce_sum(log_policy * mask, axis=1)
+
+    def prior_and_score(self, observations, actions, rewards):
+        """(log p(x), r_T(x)), each [B]: the prior's log-likelihood and the task reward, summed
+        over each episode's steps."""
+        mask = kl_control.episode_mask(actions, self.end_token)
+        log_prior = sequence_model.log_prior_of(self.reward_rnn, observations, actions)
+        return (tf.reduce_sum(tf.cast(log_prior, tf.float32) * mask, axis=1),
+                tf.reduce_sum(tf.cast(rewards, tf.float32) * mask, axis=1))
+
     def sequence_terms(self, observations, actions, rewards, training: bool = False):
         """(log pi(x), log p(x), r_T(x)), each [B], summed over each episode's steps."""
-        mask = kl_control.episode_mask(actions, self.end_token)
-        logits = tf.cast(self.policy_network(observations, training=training), tf.float32)
-        log_policy = tf.gather(tf.nn.log_softmax(logits), actions, batch_dims=2)
-        log_prior = sequence_model.log_prior_of(self.reward_rnn, observations, actions)
-        return (tf.reduce_sum(log_policy * mask, axis=1),
-                tf.reduce_sum(tf.cast(log_prior, tf.float32) * mask, axis=1),
-                tf.reduce_sum(tf.cast(rewards, tf.float32) * mask, axis=1))
+        return (self.log_policy(observations, actions, training),
+                *self.prior_and_score(observations, actions, rewards))
 
     def sequence_loss(self, log_policy, log_prior, score):
         """The loss of each sequence [B] (the batch's loss is their mean)."""
@@ -120,7 +134,6 @@ class SequenceLevelAgent(PolicyExport, tf_agent.TFAgent):
     def _train(self, experience, weights=None):
         scaling = is_loss_scaled(self.optimizer)
         variables = self.policy_network.trainable_variables
-        self.before_step(experience)
         with tf.GradientTape() as tape:
             loss_info = self._loss(experience, weights, training=True)
             loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
@@ -130,11 +143,12 @@ class SequenceLevelAgent(PolicyExport, tf_agent.TFAgent):
         if self.options.clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self.options.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables))
+        self.after_step(experience)
         self.train_step_counter.assign_add(1)
         return loss_info
 
-    def before_step(self, experience) -> None:
-        """Side effects of a training step before its loss (DAP's memory)."""
+    def after_step(self, experience) -> None:
+        """Side effects of a training step beside its gradients (DAP's memory)."""
 
 
 class ExperienceMemory(tf.Module):
@@ -196,8 +210,8 @@ class DapAgent(SequenceLevelAgent):
     """REINVENT's DAP: loss (log p(x) + r_T(x) / c - log pi(x))^2 per sequence, so that log pi
     moves to the augmented likelihood log p + sigma r_T with sigma = 1 / c. With
     ``tune.dap_memory_size``, the ``tune.dap_memory_samples`` sequences drawn from the memory of
-    the best ones join each batch's loss (their log pi under the current policy, their stored
-    r_T and log p)."""
+    the best ones so far join each batch's loss (their log pi under the current policy, their
+    stored r_T and log p); the batch joins the memory after the step."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -221,21 +235,23 @@ class DapAgent(SequenceLevelAgent):
     def extra_losses(self, training: bool):
         if self.memory is None:
             return tf.zeros([0])
-        observations, actions, scores, log_priors = self.memory.sample()
-        mask = kl_control.episode_mask(actions, self.end_token)
-        logits = tf.cast(self.policy_network(observations, training=training), tf.float32)
-        log_policy = tf.reduce_sum(
-            tf.gather(tf.nn.log_softmax(logits), actions, batch_dims=2) * mask, axis=1)
-        return self.sequence_loss(log_policy, log_priors, scores)
+        def sampled_losses():
+            observations, actions, scores, log_priors = self.memory.sample()
+            log_policy = self.log_policy(observations, actions, training)
+            return self.sequence_loss(log_policy, log_priors, scores)
 
-    def before_step(self, experience) -> None:
-        # As REINVENT: the batch joins the memory first, so its best sequences may be drawn
-        # again in this very step.
+        # An empty memory (the first step) adds no loss, and no empty batch goes through the
+        # network.
+        return tf.cond(self.memory.size > 0, sampled_losses, lambda: tf.zeros([0]))
+
+    def after_step(self, experience) -> None:
+        # As REINVENT: the memory is sampled as it was before the batch, which joins it after
+        # the step (on the first step there is nothing to sample).
         if self.memory is None:
             return
         observations, actions = experience.observation, experience.action
         mask = kl_control.episode_mask(actions, self.end_token)
-        _, log_prior, score = self.sequence_terms(observations, actions, experience.reward)
+        log_prior, score = self.prior_and_score(observations, actions, experience.reward)
         self.memory.add(observations, actions, mask, score, log_prior)
 
 
@@ -248,6 +264,9 @@ class RlooKlAgent(SequenceLevelAgent):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.episodes_per_prompt = self.options.rloo_k
+        if self.options.collect_episodes % self.options.rloo_k:
+            raise ValueError(f"tune.collect_episodes ({self.options.collect_episodes}) must be a "
+                             f"multiple of tune.rloo_k ({self.options.rloo_k})")
 
     def sequence_loss(self, log_policy, log_prior, score):
         k = self.episodes_per_prompt
