@@ -109,13 +109,14 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
     result = smoke("compare_algorithms", tmp_path / "compare.json",
                    "--workdir", str(tmp_path / "work"))
     assert list(result["matched"]) == ["q", "dap"]  # in the table's order
-    assert len(result["runs"]) == 4  # c 5 and 10, one seed
+    assert len(result["runs"]) == 4  # c 10, seeds 0 and 1
     for algorithm, row in result["matched"].items():
-        assert row["column"] in (f"{algorithm}@c=5.0", f"{algorithm}@c=10.0"), row
+        assert row["column"] == f"{algorithm}@c=10.0" and row["seeds"] == 2, row
+        assert row["sd"]["mean_task_reward"] is not None
         assert row["env_steps"] == 2048 and row["seconds"] > 0
         assert "mean_task_reward" in row["mean"] and "kl_per_token" in row["mean"]
     assert result["markdown"].count("\n") == 1 + 13 + 1 + 3  # head, rule, statistics, costs
-    assert {row["model"] for row in result["frontier"]} >= {"data", "mle", "dap@c=5.0"}
+    assert {row["model"] for row in result["frontier"]} >= {"data", "mle", "dap@c=10.0"}
     # Summing up again runs nothing: the same result from the artifacts alone.
     again = smoke("compare_algorithms", tmp_path / "again.json", "--workdir",
                   str(tmp_path / "work"), "--read-only")
