@@ -14,4 +14,6 @@ COPY data_prep ./data_prep
 COPY domains ./domains
 COPY configs ./configs
 RUN pip install . "tensorflow[and-cuda]==2.21.0" && pip install --no-deps molsets==0.3.1
-ENTRYPOINT ["seqtutor"]
+# No ENTRYPOINT: KFP starts each task with its own command (`sh -c ...`). Locally:
+#   docker run IMAGE seqtutor run melody_smoke
+CMD ["seqtutor", "--help"]

@@ -132,7 +132,9 @@ def build_pipeline(config, *, image: str = DEFAULT_IMAGE,
         raise PipelineSpecError(
             f"{len(variants)} tune tasks (algorithms x sweep points): Vertex AI collects at "
             f"most {MAX_FAN_IN} into evaluate's list; tune fewer algorithms or points")
-    components = {func.__name__: dsl.component(func, base_image=image)
+    # The image has kfp already (a dependency of the package): no pip install at task start.
+    components = {func.__name__: dsl.component(func, base_image=image,
+                                               install_kfp_package=False)
                   for func in (prepare_data, pretrain, tune, evaluate)}
     config_json = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     code_version = code_version or artifacts.code_version()
