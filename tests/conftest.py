@@ -38,6 +38,24 @@ def workdir_with_prior(workdir, prior_workdir):
     return workdir
 
 
+def melody_smoke_config(*overrides):
+    """configs/melody_smoke.yaml with Beam in this process and ``overrides``."""
+    from seqtutor import config as config_lib
+
+    return config_lib.load_config("configs/melody_smoke.yaml",
+                                  [("prepare_data.beam_args", FAST_BEAM_ARGS), *overrides])
+
+
+def read_curve(path):
+    """A tune artifact's curves.csv as rows of floats."""
+    import csv
+
+    from seqtutor import layout
+
+    with open(path / layout.CURVES_FILE) as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
 def melody_note_sequence(pitches, durations=None, *, drums=False, instrument=0, qpm=120.0):
     """A monophonic NoteSequence: ``pitches`` one after another (durations in 16th steps)."""
     from note_seq.protobuf import music_pb2

@@ -1,7 +1,6 @@
 """The sequence-level agents, DAP and RLOO-KL: their losses by hand, DAP's experience memory,
 RLOO's prompts, and their runs through the tune stage (learning, resume, export)."""
 
-import csv
 import json
 
 import numpy as np
@@ -15,9 +14,9 @@ from seqtutor.rl import algorithms
 from seqtutor.rl.agent import SequenceTutorAgent
 from seqtutor.rl.replay import episodes_trajectory
 from seqtutor.rl.sequence_agents import DapAgent, ExperienceMemory, RlooKlAgent
-from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
+from tests.conftest import workdir_with_prior
+from tests.conftest import melody_smoke_config as smoke_config, read_curve as curve
 
-SMOKE = "configs/melody_smoke.yaml"
 
 # A batch of four episodes of two steps over two tokens, in two prompts of two (RLOO's k = 2).
 ACTIONS = [[0, 0], [0, 1], [1, 1], [1, 0]]
@@ -161,19 +160,9 @@ def test_memory_and_rloo_settings_are_checked():
         RlooKlAgent(constant_network(PRIOR), algorithms.get("rloo_kl"), options)
 
 
-def smoke_config(*overrides):
-    return config_lib.load_config(SMOKE, [("prepare_data.beam_args", FAST_BEAM_ARGS),
-                                          *overrides])
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, melody_smoke_prior):
     return workdir_with_prior(tmp_path_factory.mktemp("sequence_agents"), melody_smoke_prior)
-
-
-def curve(path):
-    with open(path / layout.CURVES_FILE) as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 @pytest.mark.parametrize("name,overrides", [

@@ -19,6 +19,7 @@ from seqtutor.rl.replay import EpisodeReplay
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
+from tests.conftest import melody_smoke_config as smoke_config, read_curve as curve
 
 SMOKE = "configs/melody_smoke.yaml"
 
@@ -36,19 +37,9 @@ def precision_option(precision: str):
     return False if precision == "float32" else precision
 
 
-def smoke_config(*overrides):
-    return config_lib.load_config(SMOKE, [("prepare_data.beam_args", FAST_BEAM_ARGS),
-                                          *overrides])
-
-
 @pytest.fixture(scope="module")
 def pretrained_workdir(tmp_path_factory, melody_smoke_prior):
     return workdir_with_prior(tmp_path_factory.mktemp("tune"), melody_smoke_prior)
-
-
-def curve(path):
-    with open(path / layout.CURVES_FILE) as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 @pytest.fixture(scope="module")
