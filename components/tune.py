@@ -166,7 +166,7 @@ class Tuner:
     def first_tokens(self):
         """The priming tokens of one collection; an on-policy agent that plays each prompt k
         times (RLOO) gets each k times in a row."""
-        repeat = getattr(self.agent, "episodes_per_prompt", 1)
+        repeat = self.agent.episodes_per_prompt
         first = self.domain.priming_tokens(self.rng, self.options.collect_episodes // repeat)
         return tf.constant(np.repeat(first, repeat, axis=0))
 

@@ -119,11 +119,14 @@ def metric_name(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", ".".join(parts)).strip("_")
 
 
+def _finite_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def tune_metrics(summary: dict) -> dict[str, float]:
     """A tune task's Metrics: the first and last curve points and the steps it took."""
-    return {key: float(value) for key, value in summary.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value)}
+    return {key: float(value) for key, value in summary.items() if _finite_number(value)}
 
 
 def evaluate_metrics(evaluation_dir: str) -> dict[str, float]:
@@ -133,7 +136,6 @@ def evaluate_metrics(evaluation_dir: str) -> dict[str, float]:
     values = {}
     for model, statistics in metrics["models"].items():
         for key, value in statistics.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and math.isfinite(value):
+            if _finite_number(value):
                 values[metric_name(model, key)] = float(value)
     return values

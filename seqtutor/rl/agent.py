@@ -45,6 +45,22 @@ def is_loss_scaled(optimizer) -> bool:
     return isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
 
+def loss_gradients(loss_fn, optimizer, variables, clip_norm: float | None):
+    """(loss_fn()'s LossInfo, the gradients of its loss for ``variables``): loss-scaled under
+    mixed_float16 (the optimizer then skips a step whose gradients are not finite) and clipped
+    to the global norm ``clip_norm``."""
+    scaling = is_loss_scaled(optimizer)
+    with tf.GradientTape() as tape:
+        loss_info = loss_fn()
+        loss = optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
+    gradients = tape.gradient(loss, variables)
+    if scaling:
+        gradients = optimizer.get_unscaled_gradients(gradients)
+    if clip_norm:
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+    return loss_info, gradients
+
+
 def in_precision(pretrained: keras.Model, options) -> keras.Model:
     """The pretrained model under the tune options' dtype policy: the networks compute in 16
     bits where it says so, their weights stay float32."""
@@ -57,6 +73,10 @@ def in_precision(pretrained: keras.Model, options) -> keras.Model:
 class PolicyExport:
     """The sampling policy of a tuned agent and its export; the agent has ``policy_network``,
     ``reward_rnn`` and ``algorithm``."""
+
+    # Episodes of one prompt (priming token) per collection; the tuner repeats each prompt this
+    # often (RLOO-KL: k).
+    episodes_per_prompt = 1
 
     def sampling_policy(self, temperature: float = 1.0,
                         precision: str | None = None) -> SequencePolicy:
@@ -255,15 +275,10 @@ class SequenceTutorAgent(PolicyExport, tf_agent.TFAgent):
 
     def _train(self, experience, weights=None):
         scaling = is_loss_scaled(self.optimizer)
-        with tf.GradientTape() as tape:
-            loss_info = self._loss(experience, weights, training=True)
-            loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
         variables = self.q_network.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        if scaling:  # (the optimizer skips a step whose gradients are not finite)
-            gradients = self.optimizer.get_unscaled_gradients(gradients)
-        if self.options.clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, self.options.clip_norm)
+        loss_info, gradients = loss_gradients(
+            lambda: self._loss(experience, weights, training=True), self.optimizer, variables,
+            self.options.clip_norm)
         pairs = list(zip(gradients, variables))
         if self.value_optimizer is None:
             self.optimizer.apply_gradients(pairs)

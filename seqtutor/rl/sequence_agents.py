@@ -28,7 +28,7 @@ from tf_agents.agents import tf_agent
 
 from seqtutor import sequence_model
 from seqtutor.rl import algorithms, kl_control
-from seqtutor.rl.agent import PolicyExport, clone, in_precision, is_loss_scaled, make_optimizer
+from seqtutor.rl.agent import PolicyExport, clone, in_precision, loss_gradients, make_optimizer
 from seqtutor.rl.policy import SequencePolicy, specs
 
 keras = tf.keras
@@ -55,9 +55,6 @@ class SequenceLevelAgent(PolicyExport, tf_agent.TFAgent):
       episode_length: steps per episode (the experience memory's width).
       train_step_counter: the gradient-step counter (default: a new variable).
     """
-
-    # Episodes of one prompt (priming token) per batch; the tuner repeats each prompt this often.
-    episodes_per_prompt = 1
 
     def __init__(self, pretrained: keras.Model, algorithm: algorithms.Algorithm, options, *,
                  end_token: int | None = None, episode_length: int | None = None,
@@ -132,16 +129,10 @@ class SequenceLevelAgent(PolicyExport, tf_agent.TFAgent):
         return tf_agent.LossInfo(loss, extra)
 
     def _train(self, experience, weights=None):
-        scaling = is_loss_scaled(self.optimizer)
         variables = self.policy_network.trainable_variables
-        with tf.GradientTape() as tape:
-            loss_info = self._loss(experience, weights, training=True)
-            loss = self.optimizer.get_scaled_loss(loss_info.loss) if scaling else loss_info.loss
-        gradients = tape.gradient(loss, variables)
-        if scaling:  # (the optimizer skips a step whose gradients are not finite)
-            gradients = self.optimizer.get_unscaled_gradients(gradients)
-        if self.options.clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, self.options.clip_norm)
+        loss_info, gradients = loss_gradients(
+            lambda: self._loss(experience, weights, training=True), self.optimizer, variables,
+            self.options.clip_norm)
         self.optimizer.apply_gradients(zip(gradients, variables))
         self.after_step(experience)
         self.train_step_counter.assign_add(1)
