@@ -2,12 +2,14 @@
 
 Keras ``fit`` drives training (progress bar, TensorBoard, early stopping on eval loss). One
 Keras "epoch" is ``eval_every`` steps, so the step budget is ``max_steps`` and evaluation,
-checkpointing and early stopping happen every ``eval_every`` steps. ``BackupAndRestore`` keeps
-the last checkpoint in the stage's partial directory, so a killed run resumes from it. A finished
-run whose ``max_steps`` grew (nothing else changed) is continued from its saved weights, Adam
-state and step, as a TF Estimator continues to a larger ``max_steps``; the learning-rate schedule
-depends on the step alone, so this trains what a fresh run to the new ``max_steps`` would (on
-another data order, and with early stopping's patience counted afresh).
+checkpointing and early stopping happen every ``eval_every`` steps. Each call of the compiled
+training function runs ``steps_per_execution`` steps in the graph: Keras' Python between steps
+cost about 10% of a step on two CPU cores (benchmarks/pretrain_throughput.py).
+``BackupAndRestore`` keeps the last checkpoint in the stage's partial directory, so a killed run
+resumes from it. A finished run whose ``max_steps`` grew (nothing else changed) is continued from
+its saved weights, Adam state and step, as a TF Estimator continues to a larger ``max_steps``;
+the learning-rate schedule depends on the step alone, so this trains what a fresh run to the new
+``max_steps`` would (on another data order, and with early stopping's patience counted afresh).
 """
 
 from __future__ import annotations
@@ -96,11 +98,17 @@ def make_dataset(data_dir: Path, split: str, vocab: dict, batch_size: int,
 
 def eval_dataset(data_dir: Path, vocab: dict, options, seed: int) -> tf.data.Dataset:
     """The eval batches of every evaluation: the whole eval split, or with ``eval_batches`` a
-    fixed random sample of ``eval_batches`` x ``batch_size`` sequences of it."""
+    fixed random sample of ``eval_batches`` x ``batch_size`` sequences of it.
+
+    Its number of batches is counted once, here: Keras needs it to evaluate a model compiled
+    with ``steps_per_execution`` above 1 (a sample's count also fills its cache).
+    """
     sample = options.eval_batches * options.batch_size if options.eval_batches else None
-    return make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
-                        training=False, shuffle_buffer=options.shuffle_buffer, seed=seed,
-                        sample=sample)
+    dataset = make_dataset(data_dir, "eval", vocab, options.batch_size, options.skip_first_losses,
+                           training=False, shuffle_buffer=options.shuffle_buffer, seed=seed,
+                           sample=sample)
+    batches = int(dataset.reduce(np.int64(0), lambda count, _: count + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def _optimizer(config) -> keras.optimizers.Optimizer:
@@ -205,11 +213,14 @@ def _start_step(previous: Path | None, options) -> tuple[int, list[dict]]:
     return steps, metrics.get("history", [])
 
 
-def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = None) -> dict:
+def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = None, *,
+        callbacks: list[keras.callbacks.Callback] = ()) -> dict:
     """Train the MLE model on ``inputs["prepare_data"]`` and save it into ``output``.
 
     ``previous`` (from the runner) is a finished pretrain artifact of the same data and settings
-    but a smaller ``max_steps``: training continues from its last step.
+    but a smaller ``max_steps``: training continues from its last step. ``callbacks`` are Keras
+    callbacks added to the stage's own (benchmarks/pretrain_throughput.py times the loop with
+    one).
 
     Raises:
       FileNotFoundError: the dataset has no vocab.json or no shards.
@@ -222,7 +233,7 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
     tf.keras.utils.set_random_seed(config.seed)
     with sequence_model.global_dtype_policy(
             sequence_model.precision_policy(options.mixed_precision)):
-        return _train(config, data_dir, vocab, output, previous)
+        return _train(config, data_dir, vocab, output, previous, list(callbacks))
 
 
 def _float32_model(model: keras.Model) -> keras.Model:
@@ -240,7 +251,8 @@ def _float32_model(model: keras.Model) -> keras.Model:
     return copy
 
 
-def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | None) -> dict:
+def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | None,
+           extra_callbacks: list[keras.callbacks.Callback]) -> dict:
     options = config.pretrain
     start_step, previous_history = _start_step(previous, options)
     # A continued run draws a new order: the first one's would repeat its first batches.
@@ -256,7 +268,8 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
         model.compile(
             optimizer=_optimizer(options),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            steps_per_execution=options.steps_per_execution)
         if start_step:
             model.optimizer.build(model.trainable_variables)  # so that its state loads too
             model.load_weights(Path(previous) / layout.MODEL_FILE)
@@ -279,6 +292,7 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
         step_logger,
         # Keras's own bar redraws every step, also into log files: the console's instead.
         _ProgressCallback(epochs * options.eval_every, options.eval_every),
+        *extra_callbacks,
     ]
     history = model.fit(train, epochs=epochs, steps_per_epoch=options.eval_every,
                         initial_epoch=start_step // options.eval_every,

@@ -74,6 +74,10 @@ class PretrainConfig(Options):
     early_stopping_min_delta: float = Field(
         0.002, ge=0, description="An eval loss must improve by this much (nats) to count.")
     shuffle_buffer: int = Field(20000, ge=1, description="tf.data shuffle buffer (records).")
+    steps_per_execution: int = Field(
+        50, ge=1, description="Training steps per call of the compiled training function "
+        "(Keras): fewer returns to Python between steps; the progress bar and callbacks see "
+        "every steps_per_execution-th step.")
     bucket_by_length: bool = Field(
         True, description="Batch training sequences of about the same length together (less "
         "padding; no effect when all have one length).")
