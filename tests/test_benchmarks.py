@@ -14,7 +14,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ("prepare_data_melody", "pretrain_melody", "tune_throughput", "evaluate_melody",
            "score_molecules", "pretrain_buckets", "pretrain_precision", "tune_precision",
-           "compare_algorithms")
+           "compare_algorithms", "pretrain_throughput", "pretrain_schedule", "gpu_check")
 
 
 def smoke(script: str, output: Path, *argv: str) -> dict:
@@ -65,6 +65,44 @@ def test_pretrain_melody_runs_the_stage_on_the_prepared_data(melody_run, tmp_pat
     with (tmp_path / "pretrain.csv").open() as handle:
         row, = csv.DictReader(handle)
     assert row["benchmark"] == "pretrain_melody" and row["steps"] == "10"
+
+
+def test_pretrain_throughput_interleaves_the_stage_and_the_bare_step(melody_run, tmp_path):
+    workdir, _ = melody_run
+    result = smoke("pretrain_throughput", tmp_path / "throughput.json",
+                   "--workdir", str(workdir))
+    # 20 stage steps: 5 of warm-up, then 3 blocks of 5, each followed by 5 bare steps.
+    assert result["blocks"] == 3 == len(result["rounds"]["bare"])
+    assert result["stage_seconds_per_step"] > 0 and result["bare_seconds_per_step"] > 0
+    assert result["ratio"] == pytest.approx(
+        result["bare_seconds_per_step"] / result["stage_seconds_per_step"], rel=0.01)
+    assert result["eval_seconds"] > 0  # evaluations at steps 10 and 20, timed apart
+
+
+def test_pretrain_schedule_runs_each_schedule_per_seed(melody_run, tmp_path):
+    workdir, _ = melody_run
+    result = smoke("pretrain_schedule", tmp_path / "schedule.json", "--workdir", str(workdir))
+    short, long = result["schedules"]["short"], result["schedules"]["long"]
+    assert short["wall_ratio"] == 1.0 and long["wall_ratio"] > 0
+    assert [run["steps"] for run in short["runs"]] == [10]
+    assert [run["steps"] for run in long["runs"]] == [20]
+    assert [step for step, _ in long["runs"][0]["curve"]] == [10, 20]
+
+
+def test_pretrain_schedule_names_a_bad_schedule(tmp_path):
+    with pytest.raises(SystemExit):
+        smoke("pretrain_schedule", tmp_path / "bad.json", "--schedule", "no-colon")
+
+
+def test_gpu_check_runs_both_domains_on_the_cpu_at_a_tiny_size(tmp_path):
+    result = smoke("gpu_check", tmp_path / "gpu.json")
+    assert set(result["smoke_runs"]) == set(result["defaults"]) == {"melody", "molecule"}
+    for run in result["smoke_runs"].values():
+        assert run["seconds"] > 0 and set(run["placement"]) == {"lstm_kernel", "forward_output"}
+    for figures in result["defaults"].values():
+        assert figures["pretrain_steps_per_second"] > 0
+        assert figures["tune_env_steps_per_second"] > 0
+        assert figures["samples"] == 200 and figures["evaluation_seconds"] > 0
 
 
 def test_tune_throughput(tmp_path):
