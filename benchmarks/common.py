@@ -171,7 +171,7 @@ def training_batches(config: config_lib.Config, workdir: Path, bucket_by_length:
 
 
 def mle_model(vocab_size: int, options, lstm_units: list[int] | None = None,
-              policy: str = "float32"):
+              policy: str = "float32", steps_per_execution: int = 1):
     """The pretrain stage's network and optimizer (``options``: the config's pretrain
     section), compiled for Keras fit; ``lstm_units`` replaces the config's sizes."""
     import tensorflow as tf
@@ -183,7 +183,8 @@ def mle_model(vocab_size: int, options, lstm_units: list[int] | None = None,
         model = sequence_model.build_model(vocab_size, lstm_units or options.lstm_units,
                                            options.embedding_dim, options.dropout, options.l2)
         model.compile(optimizer=pretrain._optimizer(options),
-                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      steps_per_execution=steps_per_execution)
     return model
 
 

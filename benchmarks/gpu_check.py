@@ -1,14 +1,16 @@
 """Benchmark: the GPU check, for a machine with a GPU.
 
 1. Both domains' smoke configs end to end (``seqtutor run``'s stages, in this process; Psi the
-   one algorithm tuned), each pretrained model then run once to check where TensorFlow put it:
-   the LSTM's weights and its outputs must be on the GPU.
+   one algorithm tuned), each pretrained model then loaded and run once in this process: the
+   LSTM's weights and its outputs must be on the GPU (this shows TensorFlow uses the GPU for
+   the network, not that no op of a stage fell back to the CPU).
 2. On the default melody and molecule networks (fresh weights, the configs' batch sizes and
    precision policies): pretraining steps per second (Keras fit on random tokens of the
    training length), tuning environment steps per second (the tune stage's loop, Psi), and the
    evaluation's sampling of ``--samples`` sequences with the domain's statistics of them (for
-   molecules, RDKit scoring of the same number of MOSES molecules: a fresh network's samples
-   are mostly invalid, so scoring them would time the wrong thing).
+   molecules, RDKit scoring alone, its process pool's start included, of the same number of
+   MOSES molecules: a fresh network's samples are mostly invalid, so scoring them would time
+   the wrong thing; novelty and diversity are left out).
 
     python -m benchmarks.gpu_check [--output gpu_check.json] [--samples 100000]
         [--env-steps 100000] [--seconds 20]
@@ -22,6 +24,7 @@ Smoke (tests, on CPU): ``--smoke`` (tiny sizes, CPU allowed).
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -79,18 +82,21 @@ def pretrain_steps_per_second(config, vocab_size: int, length: int, seconds: flo
     from seqtutor import sequence_model
 
     options = config.pretrain
-    model = common.mle_model(vocab_size, options,
-                             policy=sequence_model.precision_policy(options.mixed_precision))
+    model = common.mle_model(vocab_size, options,  # as the stage compiles it
+                             policy=sequence_model.precision_policy(options.mixed_precision),
+                             steps_per_execution=options.steps_per_execution)
     tokens = np.random.default_rng(0).integers(0, vocab_size, (options.batch_size * 8, length + 1))
     dataset = tf.data.Dataset.from_tensor_slices((tokens[:, :-1], tokens[:, 1:]))
     dataset = dataset.batch(options.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
-    model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # tracing
-    steps = 10
+    steps = options.steps_per_execution
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # tracing
     while True:
         _, elapsed = common.timed(model.fit, dataset, steps_per_epoch=steps, epochs=1, verbose=0)
         if elapsed >= seconds or steps >= 100_000:
             return steps / elapsed
-        steps *= 4
+        # Enough steps for ``seconds`` next time (a whole number of calls), not 4x blindly.
+        calls = math.ceil(steps * 1.1 * seconds / elapsed / options.steps_per_execution)
+        steps = max(steps * 2, calls * options.steps_per_execution)
 
 
 def tune_env_steps_per_second(config, pretrained, domain, env_steps: int) -> float:
@@ -138,15 +144,17 @@ def default_model_figures(name: str, smoke_workdir: Path, args) -> dict:
     sampler.sample(first[:min(batch, args.samples)], length, batch_size=batch)  # tracing
     (actions, log_prior), sampling = common.timed(sampler.sample, first, length,
                                                   batch_size=batch)
-    if name == "molecule":  # score real molecules: see the module's docstring
-        from seqtutor.domains.molecule import chemistry
+    try:
+        if name == "molecule":  # score real molecules: see the module's docstring
+            from seqtutor.domains.molecule import chemistry
 
-        smiles = common.corpus_molecules(args.samples)
-        with chemistry.MoleculeScorer(workers=config.reward.workers) as scorer:
-            _, statistics = common.timed(scorer.score, smiles)
-    else:
-        _, statistics = common.timed(domain.evaluate, actions, log_prior)
-    domain.close()
+            smiles = common.corpus_molecules(args.samples)
+            with chemistry.MoleculeScorer(workers=config.reward.workers) as scorer:
+                _, statistics = common.timed(scorer.score, smiles)
+        else:
+            _, statistics = common.timed(domain.evaluate, actions, log_prior)
+    finally:
+        domain.close()
     figures.update({"samples": args.samples, "sampling_seconds": round(sampling, 2),
                     "statistics_seconds": round(statistics, 2),
                     "evaluation_seconds": round(sampling + statistics, 2)})

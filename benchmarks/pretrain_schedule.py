@@ -20,6 +20,7 @@ melody smoke corpus, an LSTM(16), two 20-step schedules, one seed).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ def parse_schedule(text: str) -> tuple[str, list[str]]:
     name, sep, overrides = text.partition(":")
     if not sep or not name:
         raise ValueError(f"--schedule {text!r}: expected NAME:key=value,key=value")
-    return name, [item for item in overrides.split(",") if item.strip()]
+    # A comma starts a new override only before "key=": list values keep theirs.
+    return name, [item for item in re.split(r",(?=\s*[\w.]+=)", overrides) if item.strip()]
 
 
 def train(config, data: Path) -> dict:
@@ -71,9 +73,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = common.parse_args(parser, argv, SMOKE)
     try:
-        schedules = dict(parse_schedule(text) for text in args.schedule or [])
+        parsed = [parse_schedule(text) for text in args.schedule or []]
     except ValueError as error:
         parser.error(str(error))
+    schedules = dict(parsed)
+    if len(schedules) < len(parsed):
+        parser.error("--schedule: each schedule needs its own NAME")
     from seqtutor import config as config_lib
 
     smoke_overrides = [*common.SMOKE_NETWORK, ("pretrain.eval_every", 10)]

@@ -4,8 +4,8 @@ The stage runs as it is (``pretrain.run``: Keras fit with its dataset, metrics, 
 evaluations) for ``--steps`` steps on WORKDIR/prepare_data (made first when missing). A callback
 added to the stage's own interleaves the two sides: after every ``--block`` stage steps it runs
 ``--block`` bare steps of a second model of the same network, batch and policy (forward, loss
-with the L2 terms, gradients, the optimizer's clip, Adam, nothing else) on batches of the same
-data held in memory. So the machine's other work slows both sides alike and their ratio holds.
+with the L2 terms, gradients, the optimizer's clip, Adam, nothing else; one Python call of a
+``tf.function`` per step) on batches of the same data held in memory. So the machine's other work slows both sides alike and their ratio holds.
 The stage's evaluations are timed apart (``eval_seconds``): they are not training steps.
 
     python -m benchmarks.pretrain_throughput [--config configs/melody.yaml] [--steps 2000]
@@ -22,6 +22,7 @@ times. Smoke (tests): ``--smoke`` (the melody smoke corpus, an LSTM(16), 20 step
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=int, default=200,
                         help="training batches held in memory for the bare step")
     args = common.parse_args(parser, argv, SMOKE)
+    if args.warmup < 1 or args.block < 1:
+        parser.error("--warmup and --block must be at least 1")
     if args.steps < args.warmup + args.block:
         parser.error("--steps must cover --warmup and at least one --block")
     overrides = [("pretrain.max_steps", args.steps)]
@@ -160,6 +163,9 @@ def main(argv: list[str] | None = None) -> dict:
                                                                   workdir)},
                          Path(output), callbacks=[timer])
             wall = time.perf_counter() - started
+        if not timer.stage:  # e.g. early stopping, or calls of steps_per_execution > --block
+            sys.exit("pretrain_throughput: no block was timed: raise --steps, or lower "
+                     "--warmup and --block to multiples of pretrain.steps_per_execution")
         stage, bare = common.median(timer.stage), common.median(timer.bare)
         result = {
             "network": f"LSTM{options.lstm_units}"

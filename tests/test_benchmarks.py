@@ -92,6 +92,16 @@ def test_pretrain_schedule_runs_each_schedule_per_seed(melody_run, tmp_path):
 def test_pretrain_schedule_names_a_bad_schedule(tmp_path):
     with pytest.raises(SystemExit):
         smoke("pretrain_schedule", tmp_path / "bad.json", "--schedule", "no-colon")
+    with pytest.raises(SystemExit):  # two schedules of one name
+        smoke("pretrain_schedule", tmp_path / "bad.json", "--schedule", "a:seed=1",
+              "--schedule", "a:seed=2")
+
+
+def test_pretrain_schedule_keeps_the_commas_of_list_values():
+    from benchmarks.pretrain_schedule import parse_schedule
+
+    assert parse_schedule("wide:pretrain.lstm_units=[256,256], pretrain.max_steps=5") == (
+        "wide", ["pretrain.lstm_units=[256,256]", " pretrain.max_steps=5"])
 
 
 def test_gpu_check_runs_both_domains_on_the_cpu_at_a_tiny_size(tmp_path):
