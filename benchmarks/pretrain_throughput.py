@@ -36,22 +36,17 @@ SMOKE = {"config": common.SMOKE_CONFIGS["melody"], "steps": 20, "block": 5, "war
 
 
 def bare_step(config, vocab_size: int):
-    """(the bare training step of the config's network and optimizer, its model)."""
+    """The bare training step of the config's network, loss and optimizer (the stage's
+    schedule and clipnorm; loss-scaled under mixed_float16, as Keras compiles it)."""
     import tensorflow as tf
 
     from seqtutor import sequence_model
-    from seqtutor.components import pretrain
 
     options = config.pretrain
-    policy = sequence_model.precision_policy(options.mixed_precision)
-    with sequence_model.global_dtype_policy(policy):
-        model = sequence_model.build_model(vocab_size, options.lstm_units, options.embedding_dim,
-                                           options.dropout, options.l2)
-    optimizer = pretrain._optimizer(options)  # the stage's: its schedule and clipnorm
-    scaled = policy == "mixed_float16"
-    if scaled:
-        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = common.mle_model(vocab_size, options,
+                             policy=sequence_model.precision_policy(options.mixed_precision))
+    optimizer, loss_fn = model.optimizer, model.loss
+    scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
     spec = tf.TensorSpec([None, None], tf.int32)
 
     @tf.function(input_signature=[spec, spec, tf.TensorSpec([None, None], tf.float32)])
@@ -68,7 +63,7 @@ def bare_step(config, vocab_size: int):
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
-    return step, model
+    return step
 
 
 def interleaving_callback(step, batches: list, block: int, warmup: int):
@@ -155,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         batches = list(dataset.take(args.batches))
         tokens_per_step = float(np.mean([float(w.numpy().astype(bool).sum())
                                          for _, _, w in batches]))
-        step, _ = bare_step(config, int(vocab["num_tokens"]))
+        step = bare_step(config, int(vocab["num_tokens"]))
         timer = interleaving_callback(step, batches, args.block, args.warmup)
         with tempfile.TemporaryDirectory(prefix="pretrain-throughput-") as output:
             started = time.perf_counter()
