@@ -77,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(compile_)
     compile_.add_argument("--output", type=Path, required=True, help="pipeline spec YAML")
     compile_.add_argument("--image", default="seqtutor:latest",
-                          help="the project's container image (see Dockerfile); a digest "
-                               "(@sha256:...) pins it")
+                          help="the container image of prepare_data and evaluate (the "
+                               "Dockerfile's cpu variant); a digest (@sha256:...) pins it")
+    compile_.add_argument("--gpu-image", default=None,
+                          help="the container image of pretrain and tune (the Dockerfile's gpu "
+                               "variant; default: --image)")
     compile_.add_argument("--accelerator-type", default="NVIDIA_TESLA_T4",
                           help="accelerator type of each tune task")
     compile_.add_argument("--accelerator-count", type=int, default=1,
@@ -163,7 +166,8 @@ def _command(args) -> int:
             from seqtutor.pipeline import kfp_pipeline
             try:
                 kfp_pipeline.compile_pipeline(
-                    config, str(args.output), image=args.image, parallelism=args.parallelism,
+                    config, str(args.output), image=args.image, gpu_image=args.gpu_image,
+                    parallelism=args.parallelism,
                     tune_resources=kfp_pipeline.Resources(
                         args.accelerator_type, args.accelerator_count, args.tune_cpu,
                         args.tune_memory),

@@ -105,22 +105,27 @@ def evaluate(config_json: str, code_version: str, dataset: Input[Dataset], prior
     shutil.copy(Path(evaluation.path) / layout.REPORT_FILE, report.path)
 
 
-def build_pipeline(config, *, image: str = DEFAULT_IMAGE,
+def build_pipeline(config, *, image: str = DEFAULT_IMAGE, gpu_image: str | None = None,
                    tune_resources: Resources = Resources("NVIDIA_TESLA_T4", 1),
                    pretrain_resources: Resources = Resources(),
                    parallelism: int = 0, code_version: str | None = None):
     """The KFP pipeline function for ``config`` (its values are the parameters' defaults).
 
+    ``image`` runs prepare_data and evaluate; ``gpu_image`` (default: ``image``) runs pretrain
+    and the tune tasks, the ones that train on an accelerator (the Dockerfile's two variants).
+
     Raises:
-      PipelineSpecError: ``image`` is not an image reference, a resource is invalid, or the
+      PipelineSpecError: ``image`` or ``gpu_image`` is not an image reference, a resource is invalid, or the
         config has more tune variants than Vertex collects into one list.
     """
     from seqtutor import artifacts
     from seqtutor.pipeline import runner
 
-    if not IMAGE_REFERENCE.match(image):
-        raise PipelineSpecError(f"--image: {image!r} is not an image reference "
-                                "([registry/]path[:tag][@sha256:digest], path in lower case)")
+    gpu_image = gpu_image or image
+    for flag, reference in (("--image", image), ("--gpu-image", gpu_image)):
+        if not IMAGE_REFERENCE.match(reference):
+            raise PipelineSpecError(f"{flag}: {reference!r} is not an image reference ([registry/]"
+                                    "path[:tag][@sha256:digest], path in lower case)")
     tune_resources.check("tune")
     pretrain_resources.check("pretrain")
     if parallelism < 0:
@@ -133,9 +138,10 @@ def build_pipeline(config, *, image: str = DEFAULT_IMAGE,
             f"{len(variants)} tune tasks (algorithms x sweep points): Vertex AI collects at "
             f"most {MAX_FAN_IN} into evaluate's list; tune fewer algorithms or points")
     # The image has kfp already (a dependency of the package): no pip install at task start.
-    components = {func.__name__: dsl.component(func, base_image=image,
+    components = {func.__name__: dsl.component(func, base_image=base_image,
                                                install_kfp_package=False)
-                  for func in (prepare_data, pretrain, tune, evaluate)}
+                  for func, base_image in ((prepare_data, image), (pretrain, gpu_image),
+                                           (tune, gpu_image), (evaluate, image))}
     config_json = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     code_version = code_version or artifacts.code_version()
 

@@ -33,7 +33,8 @@ def compile_cli(output: Path, *flags: str, config: str = SMOKE):
 def test_compile_writes_typed_artifacts_and_one_tune_task_per_variant(tmp_path):
     output = tmp_path / "pipeline.yaml"
     result = compile_cli(
-        output, "--image", "europe-docker.pkg.dev/p/r/seqtutor:0.1.0", "--accelerator-type",
+        output, "--image", "europe-docker.pkg.dev/p/r/seqtutor:0.1.0",
+        "--gpu-image", "europe-docker.pkg.dev/p/r/seqtutor-gpu:0.1.0", "--accelerator-type",
         "NVIDIA_L4", "--accelerator-count", "2", "--tune-cpu", "8", "--tune-memory", "32G",
         "--pretrain-accelerator-count", "1", "--parallelism", "3",
         "--set", "sweep={tune.c: [5, 10], seed: [0, 1]}")
@@ -49,7 +50,10 @@ def test_compile_writes_typed_artifacts_and_one_tune_task_per_variant(tmp_path):
     pretrain = executors["exec-pretrain"]["container"]["resources"]["accelerator"]
     assert (pretrain["resourceType"], pretrain["resourceCount"]) == ("NVIDIA_L4", "1")
     assert "resources" not in executors["exec-evaluate"]["container"]
-    assert all(e["container"]["image"].endswith("seqtutor:0.1.0") for e in executors.values())
+    # The CPU image for the data and the evaluation, the GPU image for the training tasks.
+    images = {name: e["container"]["image"].rsplit("/", 1)[1] for name, e in executors.items()}
+    assert images == {"exec-prepare-data": "seqtutor:0.1.0", "exec-evaluate": "seqtutor:0.1.0",
+                      "exec-pretrain": "seqtutor-gpu:0.1.0", "exec-tune": "seqtutor-gpu:0.1.0"}
 
     components = spec["components"]
     outputs = {name: {key: value["artifactType"]["schemaTitle"]
@@ -81,7 +85,8 @@ def test_compile_writes_typed_artifacts_and_one_tune_task_per_variant(tmp_path):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--image", "Seqtutor Image"], "not an image reference"),
+    (["--image", "Seqtutor Image"], "--image: 'Seqtutor Image' is not an image reference"),
+    (["--gpu-image", "seqtutor:"], "--gpu-image: 'seqtutor:' is not an image reference"),
     (["--accelerator-count", "-1"], "at least 0"),
     (["--set", "sweep={tune.c: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, "
       "18, 19, 20, 21, 22, 23, 24, 25, 26]}"], "at most 100"),
