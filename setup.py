@@ -49,6 +49,7 @@ setup(
     packages=PACKAGES,
     package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0"]},
+    # docker: kfp.local's DockerRunner, for the opt-in image test (SEQTUTOR_IMAGE_TEST=1).
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "docker==7.2.0"]},
     entry_points={"console_scripts": ["seqtutor=seqtutor.pipeline.cli:main"]},
 )
