@@ -115,8 +115,8 @@ def build_pipeline(config, *, image: str = DEFAULT_IMAGE, gpu_image: str | None 
     and the tune tasks, the ones that train on an accelerator (the Dockerfile's two variants).
 
     Raises:
-      PipelineSpecError: ``image`` or ``gpu_image`` is not an image reference, a resource is invalid, or the
-        config has more tune variants than Vertex collects into one list.
+      PipelineSpecError: ``image`` or ``gpu_image`` is not an image reference, a resource is
+        invalid, or the config has more tune variants than Vertex collects into one list.
     """
     from seqtutor import artifacts
     from seqtutor.pipeline import runner
