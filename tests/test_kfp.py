@@ -132,17 +132,23 @@ def init_subprocess_runner(root: Path) -> None:
                enable_caching=True)
 
 
+def run_tiny_pipeline(**options):
+    """Build the tiny pipeline (no accelerators) and run it once under the runner that
+    kfp.local was set to; the pipeline function."""
+    config = config_lib.load_config(SMOKE, TINY)
+    pipeline_func = kfp_pipeline.build_pipeline(config, tune_resources=kfp_pipeline.Resources(),
+                                                **options)
+    pipeline_func()
+    return pipeline_func
+
+
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     """The tiny pipeline run once through kfp.local with caching on: (pipeline function,
     pipeline root)."""
     root = tmp_path_factory.mktemp("kfp_root")
     init_subprocess_runner(root)
-    config = config_lib.load_config(SMOKE, TINY)
-    pipeline_func = kfp_pipeline.build_pipeline(config,
-                                                tune_resources=kfp_pipeline.Resources())
-    pipeline_func()
-    return pipeline_func, root
+    return run_tiny_pipeline(), root
 
 
 IMAGE = "seqtutor:cpu"
@@ -164,11 +170,7 @@ def docker_run(tmp_path_factory):
     assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
     root = tmp_path_factory.mktemp("kfp_docker_root")
     local.init(runner=local.DockerRunner(), pipeline_root=str(root), enable_caching=False)
-    config = config_lib.load_config(SMOKE, TINY)
-    pipeline_func = kfp_pipeline.build_pipeline(config, image=IMAGE,
-                                                tune_resources=kfp_pipeline.Resources())
-    pipeline_func()
-    return pipeline_func, root
+    return run_tiny_pipeline(image=IMAGE), root
 
 
 @pytest.mark.parametrize("runner", ["local_run", "docker_run"])
