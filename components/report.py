@@ -382,6 +382,10 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         f"<p>{metrics['num_samples']:,} samples per model, domain {metrics['domain']}"
         + (f", rule name binding <code>{html.escape(str(metrics['name_binding']))}</code>"
            if "name_binding" in metrics else "")
+        + (", reward weights " + ", ".join(
+            f"<code>{html.escape(str(name))}</code> x{weight:g}"
+            for name, weight in metrics["reward_weights"].items())
+           if metrics.get("reward_weights") else "")
         + ". Fractions are shown as percentages (differences in percentage points, pp). "
         "<b>Bold</b>: the best model of the row (↑ higher, ↓ lower, →0 closer to zero is "
         "better); the <i>data</i> column is the reference, not a contender. The grey columns "

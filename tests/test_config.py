@@ -125,6 +125,16 @@ def test_bad_value_is_an_error_naming_the_key():
         config_lib.config_from_dict({"prepare_data": {"builtin_collections": ["josquin"]}})
 
 
+def test_melody_reward_weights_name_terms_of_r_t():
+    config = config_lib.config_from_dict({"reward": {"weights": {"tonic": 4, "extrema": 2.5}}})
+    assert config.reward.weights == {"tonic": 4.0, "extrema": 2.5}
+    with pytest.raises(config_lib.ConfigError, match=r"reward\.weights.*unknown reward terms "
+                       r"\['tonik'\]"):
+        config_lib.config_from_dict({"reward": {"weights": {"tonik": 4}}})
+    with pytest.raises(config_lib.ConfigError, match=r"reward\.weights.*finite"):
+        config_lib.config_from_dict({"reward": {"weights": {"tonic": float("inf")}}})
+
+
 def test_set_overrides_one_value_parsed_as_yaml():
     config = config_lib.config_from_dict(
         {}, ["pretrain.lstm_units=[256, 256]", "prepare_data.eval_fraction=0.2"])

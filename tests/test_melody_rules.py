@@ -141,6 +141,20 @@ def test_task_reward_is_the_sum_of_the_terms():
     np.testing.assert_allclose(rules.task_reward(tokens)[0], expected)
 
 
+def test_weights_multiply_their_terms_and_leave_the_others():
+    tokens = np.array([[C4, HOLD, E4, HOLD, G4, HOLD, C5] + [HOLD] * 25])
+    plain = rules.reward_terms(rules.detect(tokens))
+    weighted = rules.reward_terms(rules.detect(tokens), {"tonic": 4.0, "key": 0.0})
+    assert plain["tonic"][0, 0] == ref.TONIC_REWARD  # the first note is the tonic
+    np.testing.assert_allclose(weighted["tonic"], 4.0 * plain["tonic"])
+    for name in set(rules.REWARD_TERMS) - {"tonic", "key"}:
+        np.testing.assert_array_equal(weighted[name], plain[name])
+    np.testing.assert_allclose(
+        rules.task_reward(tokens, weights={"tonic": 4.0}) - rules.task_reward(tokens),
+        3.0 * plain["tonic"])
+    assert tuple(plain) == rules.REWARD_TERMS
+
+
 def test_bad_shape_and_binding_are_errors():
     with pytest.raises(ValueError, match="batch, length"):
         rules.detect(np.zeros(5, dtype=int))

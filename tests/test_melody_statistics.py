@@ -4,7 +4,7 @@ statistics equal to a plain step-by-step loop over the reference rules."""
 import numpy as np
 import pytest
 
-from seqtutor.domains.melody import rules_reference as ref, statistics
+from seqtutor.domains.melody import rules, rules_reference as ref, statistics
 
 C4, D4, E4, F4, G4, CS4, REST = 14, 16, 18, 19, 21, 15, 1
 
@@ -27,6 +27,25 @@ def test_statistics_of_hand_written_melodies():
     assert np.isnan(stats["leaps_resolved"])  # no leap at all
     assert np.isnan(stats["mean_log_prior"])  # no log-probabilities given
     assert set(stats) == set(statistics.STATISTIC_KEYS)
+
+
+def test_reward_weights_change_the_mean_task_reward_only():
+    from seqtutor.domains.melody.config import MelodyRewardConfig
+    from seqtutor.domains.melody.domain import MelodyDomain
+
+    tokens = np.array([SCALE, STUCK])
+    plain = statistics.rule_statistics(tokens)
+    domain = MelodyDomain(MelodyRewardConfig(weights={"tonic": 2.0}))
+    weighted = domain.statistics(tokens, None)
+    # Weight 2 pays the tonic terms twice: r_T grows by their sum.
+    tonic = rules.reward_terms(rules.detect(tokens))["tonic"].sum()
+    assert tonic > 0
+    assert weighted["mean_task_reward"] == pytest.approx(plain["mean_task_reward"] + tonic / 2)
+    assert domain.task_reward(tokens).sum() == pytest.approx(
+        2 * plain["mean_task_reward"] + tonic, rel=1e-6)
+    for key in set(plain) - {"mean_task_reward", "leaps_resolved", "mean_log_prior"}:
+        assert weighted[key] == plain[key], key
+    assert domain.metrics_extras() == {"name_binding": "data", "reward_weights": {"tonic": 2.0}}
 
 
 def test_autocorrelation_of_a_stuck_note():

@@ -46,12 +46,12 @@ window.addEventListener('load', () => {
 </script>"""
 
 
-def synthetic_report(tmp_path):
+def synthetic_report(tmp_path, **extras):
     rng = np.random.default_rng(0)
     models = {name: {key: float(rng.random()) for key in STATISTIC_KEYS}
               for name in ("data", "mle", "q", "psi")}
     metrics = {"domain": "melody", "num_samples": 10, "name_binding": "data",
-               "models": models, "missing_models": ["g", "rl_only"]}
+               "models": models, "missing_models": ["g", "rl_only"], **extras}
     melody = [14, 0, 16, 0, 18, 0, 1, 0, 21, 0, 0, 0, 19, 18, 16, 14] * 2
     samples = {name: np.array([melody] * 2) for name in models}
     curves = {"q": [{"step": 0, "mean_task_reward": -300, "mean_log_prior": -0.9},
@@ -67,6 +67,12 @@ def test_report_is_self_contained(tmp_path):
     # The frontier, the curves and a piano roll per model.
     assert text.count("<img") == 2 + 4 and text.count("<audio") == 2 * 4
     assert "paper MLE" in text and "Not tuned, so not evaluated: g, rl_only" in text
+    assert "reward weights" not in text
+
+
+def test_report_names_the_reward_weights_when_the_config_sets_them(tmp_path):
+    text = synthetic_report(tmp_path, reward_weights={"tonic": 4.0, "extrema": 2.5}).read_text()
+    assert "reward weights <code>tonic</code> x4, <code>extrema</code> x2.5" in text
 
 
 def synthetic_molecule_report(tmp_path):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+import math
+
+from pydantic import Field, field_validator, model_validator
 
 from seqtutor.config import DEFAULT_BEAM_ARGS, Options
+from seqtutor.domains.melody.rules import REWARD_TERMS
 from seqtutor.domains.melody.sources import MUSIC21_FOLK_COLLECTIONS
 
 
@@ -54,3 +57,19 @@ class MelodyRewardConfig(Options):
     name_binding: Literal["data", "reference"] = Field(
         "data", description="Melody: which tokens the rules' NO_EVENT/NOTE_OFF mean. 'data' "
         "(0 hold, 1 rest) or 'reference' (swapped, as magenta's rl_tuner; reproduces Table 1).")
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Melody: multipliers of r_T's terms by name (" + ", ".join(REWARD_TERMS)
+        + "); a term not named keeps the paper's values (weight 1). Scaling every term by k is "
+        "the same as dividing c by k; one term's weight moves the trade-off between rules.")
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, weights):
+        unknown = sorted(set(weights) - set(REWARD_TERMS))
+        if unknown:
+            raise ValueError(f"unknown reward terms {unknown}; choose from {list(REWARD_TERMS)}")
+        bad = {name: value for name, value in weights.items() if not math.isfinite(value)}
+        if bad:
+            raise ValueError(f"weights must be finite numbers, got {bad}")
+        return weights

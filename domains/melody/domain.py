@@ -36,6 +36,7 @@ class MelodyDomain(Domain):
     def __init__(self, reward_config, vocab: dict | None = None, data_dir: Path | None = None):
         del vocab, data_dir  # the melody vocabulary is fixed
         self.binding = reward_config.name_binding
+        self.weights = dict(reward_config.weights)
 
     @classmethod
     def list_inputs(cls, options) -> list:
@@ -63,8 +64,12 @@ class MelodyDomain(Domain):
                 for start in range(0, len(ids) - length + 1, length)]
 
     def metrics_extras(self) -> dict:
-        """Which tokens the rules' names were bound to (the report shows it)."""
-        return {"name_binding": self.binding}
+        """Which tokens the rules' names were bound to, and any reward weights (the report
+        shows them)."""
+        extras = {"name_binding": self.binding}
+        if self.weights:
+            extras["reward_weights"] = self.weights
+        return extras
 
     def episode_length(self, configured: int | None) -> int:
         return int(configured or 32)
@@ -77,11 +82,11 @@ class MelodyDomain(Domain):
 
     def task_reward(self, compositions: np.ndarray) -> np.ndarray:
         """r_T of every step, [B, T] float32 (the composition is the episode's actions)."""
-        return rules.task_reward(compositions, self.binding).astype(np.float32)
+        return rules.task_reward(compositions, self.binding, self.weights).astype(np.float32)
 
     def statistics(self, compositions: np.ndarray, log_prior: np.ndarray) -> dict[str, float]:
         """The rule statistics of docs/melody.md section 4 (keys: statistics.STATISTIC_KEYS)."""
-        return statistics.rule_statistics(compositions, log_prior, self.binding)
+        return statistics.rule_statistics(compositions, log_prior, self.binding, self.weights)
 
     def interval_counts(self, compositions: np.ndarray) -> dict[str, float]:
         """Mean interval counts per composition (octaves, sevenths, ..., rests)."""

@@ -205,11 +205,17 @@ def detect(tokens, binding: str = "data") -> Detections:
     )
 
 
-def reward_terms(detections: Detections) -> dict[str, np.ndarray]:
-    """The nine terms of r_T per step, [B, L] each (same names as the reference's StepTerms)."""
+# The nine terms of r_T (the reference's StepTerms); reward.weights multiplies them by name.
+REWARD_TERMS = ("key", "tonic", "repetition", "autocorrelation", "motif", "repeated_motif",
+                "interval", "leap", "extrema")
+
+
+def reward_terms(detections: Detections, weights: dict[str, float] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The nine terms of r_T per step, [B, L] each, each times its weight (default 1)."""
     d = detections
     u = d.motif_size
-    return {
+    terms = {
         "key": np.where(d.out_of_key, ref.KEY_PENALTY, 0.0),
         "tonic": np.where(d.tonic, ref.TONIC_REWARD, 0.0),
         "repetition": np.where(d.repeated, ref.REPETITION_PENALTY, 0.0),
@@ -221,8 +227,12 @@ def reward_terms(detections: Detections) -> dict[str, np.ndarray]:
                           [ref.LEAP_RESOLVED_REWARD, ref.LEAP_DOUBLED_PENALTY], 0.0),
         "extrema": ref.UNIQUE_EXTREMUM_REWARD * d.extrema_count,
     }
+    for name, weight in (weights or {}).items():
+        terms[name] = weight * terms[name]
+    return terms
 
 
-def task_reward(tokens, binding: str = "data") -> np.ndarray:
-    """r_T per step, [B, L] float64: the sum of the nine terms."""
-    return sum(reward_terms(detect(tokens, binding)).values())
+def task_reward(tokens, binding: str = "data", weights: dict[str, float] | None = None
+                ) -> np.ndarray:
+    """r_T per step, [B, L] float64: the sum of the nine (weighted) terms."""
+    return sum(reward_terms(detect(tokens, binding), weights).values())

@@ -80,13 +80,15 @@ def interval_counts(detections: rules.Detections) -> dict[str, float]:
     return {name: float(mask.sum(axis=1).mean()) for name, mask in classes.items()}
 
 
-def rule_statistics(tokens, log_prior=None, binding: str = "data") -> dict[str, float]:
+def rule_statistics(tokens, log_prior=None, binding: str = "data",
+                    weights: dict[str, float] | None = None) -> dict[str, float]:
     """The statistics of N compositions ``tokens`` [N, L].
 
     Args:
       tokens: int array [N, L] of compositions.
       log_prior: optional [N, L] log p(a_t|s_t) under the Reward RNN (NaN reported without it).
       binding: the NO_EVENT/NOTE_OFF name binding of the rules ("data" or "reference").
+      weights: the reward terms' weights (``reward.weights``) for ``mean_task_reward``.
     """
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.ndim != 2 or tokens.shape[0] == 0:
@@ -106,7 +108,7 @@ def rule_statistics(tokens, log_prior=None, binding: str = "data") -> dict[str, 
         "notes_in_repeated_motif": np.count_nonzero(detections.repeated_motif) / steps,
         "mean_log_prior": float(np.mean(log_prior)) if log_prior is not None else float("nan"),
         "mean_task_reward": float(
-            sum(rules.reward_terms(detections).values()).sum(axis=1).mean()),
+            sum(rules.reward_terms(detections, weights).values()).sum(axis=1).mean()),
     }
     for lag in (1, 2, 3):
         rho = autocorrelations(tokens, lag)
