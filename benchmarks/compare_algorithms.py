@@ -23,7 +23,8 @@ mean env_steps, train_steps and tune seconds of its runs); paper_target (where t
 paper table: the paper's best tuned value of each of its rows (the second best for
 SECOND_BEST_ROWS), and per tuned column the rows it misses, as mean over seeds, and whether its
 mean log p is above every RL-only column's); frontier (the rows of frontier.csv); runs (per
-tune artifact: env_steps, train_steps, seconds); markdown (the matched table as Markdown, for
+tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean reward per
+composition of each term of r_T, per model and per seed group); markdown (the matched table as Markdown, for
 docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q and DAP
 at c 10 with two seeds, 2,048 steps each).
 """
@@ -127,6 +128,28 @@ def paper_best(domain, info) -> dict[str, dict]:
     return best
 
 
+def melody_reward_terms(evaluated, metrics: dict) -> dict:
+    """Melody: the mean reward per composition of each term of r_T (under the evaluation's
+    reward weights), from the evaluation's samples: per model, and per seed group its mean
+    and sd over seeds. Which rules a model is paid for, and which it gives up."""
+    import numpy as np
+
+    from seqtutor.components import evaluate
+    from seqtutor.domains.melody import rules
+
+    binding, weights = metrics.get("name_binding", "data"), metrics.get("reward_weights")
+    per_model = {}
+    for name in metrics["models"]:
+        path = evaluated / layout.SAMPLES_DIR / f"{name}.npz"
+        if path.is_file():
+            with np.load(path) as samples:
+                terms = rules.reward_terms(rules.detect(samples["tokens"], binding), weights)
+            per_model[name] = {term: float(values.sum(axis=1).mean())
+                               for term, values in terms.items()}
+    groups = {group: row["models"] for group, row in (metrics.get("seed_groups") or {}).items()}
+    return {"models": per_model, "seed_groups": evaluate.over_seeds(per_model, groups)}
+
+
 def meets(value: float, better: str, bound: float) -> bool:
     return {HIGHER: value >= bound, LOWER: value <= bound, ZERO: abs(value) <= bound}[better]
 
@@ -216,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
             "config": args.config, "workdir": str(workdir), "target_log_prior": target,
             "matched": matched, "paper_target": paper_target(metrics, best) if best else None,
             "frontier": report.frontier_rows(metrics), "runs": runs,
+            "reward_terms": (melody_reward_terms(evaluated, metrics)
+                             if config.domain == "melody" else None),
             "markdown": markdown(matched, keys, info)}, args)
 
 

@@ -168,6 +168,12 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
     target = result["paper_target"]
     assert target["best"]["starts_with_tonic"] == {"better": "higher", "value": 0.288}
     assert sorted(target["columns"]) == ["dap@c=10.0", "q@c=10.0"]
+    terms = result["reward_terms"]
+    assert set(terms["seed_groups"]) == {"dap@c=10.0", "q@c=10.0"}
+    models = json.loads((tmp_path / "work" / "evaluate" / "metrics.json").read_text())["models"]
+    assert set(terms["models"]) == set(models)
+    for name, row in terms["models"].items():  # the terms add up to the model's r_T
+        assert sum(row.values()) == pytest.approx(models[name]["mean_task_reward"], rel=1e-6)
     # Summing up again runs nothing: the same result from the artifacts alone.
     again = smoke("compare_algorithms", tmp_path / "again.json", "--workdir",
                   str(tmp_path / "work"), "--read-only")
