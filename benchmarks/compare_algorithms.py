@@ -39,7 +39,7 @@ from seqtutor import layout, plugins, sweep
 from seqtutor.components import report
 from seqtutor.pipeline import runner
 from seqtutor.rl import algorithms
-from seqtutor.statistic import FRACTION, HIGHER, LOWER, ZERO
+from seqtutor.statistic import FRACTION, ZERO, ranking_key
 
 SMOKE = {"config": common.SMOKE_CONFIGS["melody"], "c": [10.0], "seeds": [0, 1],
          "algorithms": ["q", "dap"]}
@@ -121,10 +121,9 @@ def paper_best(domain, info) -> dict[str, dict]:
         tuned = [value for value in values[1:] if value is not None]
         if key in TARGET_ROWS_LEFT_OUT or not tuned or better is None:
             continue
-        ranked = {HIGHER: sorted(tuned, reverse=True), LOWER: sorted(tuned),
-                  ZERO: sorted(abs(value) for value in tuned)}[better]
-        rank = 1 if key in SECOND_BEST_ROWS and len(ranked) > 1 else 0
-        best[key] = {"better": better, "value": ranked[rank]}
+        ranked = sorted(tuned, key=lambda value: ranking_key(value, better))
+        value = ranked[1 if key in SECOND_BEST_ROWS and len(ranked) > 1 else 0]
+        best[key] = {"better": better, "value": abs(value) if better == ZERO else value}
     return best
 
 
@@ -151,7 +150,7 @@ def melody_reward_terms(evaluated, metrics: dict) -> dict:
 
 
 def meets(value: float, better: str, bound: float) -> bool:
-    return {HIGHER: value >= bound, LOWER: value <= bound, ZERO: abs(value) <= bound}[better]
+    return ranking_key(value, better) <= ranking_key(bound, better)
 
 
 def paper_target(metrics: dict, best: dict) -> dict:

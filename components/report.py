@@ -27,7 +27,8 @@ from seqtutor import layout, sweep
 from seqtutor.config import MLE_MODEL
 from seqtutor.figures import figure, figure_uri
 from seqtutor.rl import algorithms
-from seqtutor.statistic import COUNT, FRACTION, HIGHER, LOWER, VALUE, ZERO, Statistic, undeclared
+from seqtutor.statistic import (COUNT, FRACTION, HIGHER, LOWER, VALUE, ZERO, Statistic,
+                                ranking_key, undeclared)
 
 DATA_COLUMN = "data"  # the eval split scored like a model (evaluate.DATA_ROW): a reference
 PAPER = "Jaques et al. 2017"
@@ -118,9 +119,8 @@ def best_of(shown: dict[str, float | None], better: str | None) -> set[str]:
     values = {name: v for name, v in shown.items() if v is not None}
     if better is None or len(values) < 2:
         return set()
-    score = {HIGHER: lambda v: -v, LOWER: lambda v: v, ZERO: abs}[better]
-    top = min(score(v) for v in values.values())
-    winners = {name for name, v in values.items() if score(v) == top}
+    top = min(ranking_key(v, better) for v in values.values())
+    winners = {name for name, v in values.items() if ranking_key(v, better) == top}
     return winners if len(winners) < len(values) else set()
 
 

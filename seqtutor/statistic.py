@@ -33,6 +33,12 @@ class Statistic:
                              f"{DIRECTIONS}")
 
 
+def ranking_key(value: float, better: str) -> float:
+    """``value`` as a number to minimise in direction ``better``: -value for higher, value for
+    lower, its magnitude for zero (the report's ranking and a benchmark's targets share it)."""
+    return {HIGHER: -value, LOWER: value, ZERO: abs(value)}[better]
+
+
 # The two statistics every domain reports (the evaluate stage computes them for any domain).
 COMMON: dict[str, Statistic] = {
     "mean_log_prior": Statistic("mean log p(a|s)", VALUE, HIGHER),
