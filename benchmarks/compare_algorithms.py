@@ -24,8 +24,8 @@ paper table: the paper's best tuned value of each of its rows (the second best f
 SECOND_BEST_ROWS), and per tuned column the rows it misses, as mean over seeds, and whether its
 mean log p is above every RL-only column's); frontier (the rows of frontier.csv); runs (per
 tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean reward per
-composition of each term of r_T, per model and per seed group); markdown (the matched table as Markdown, for
-docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q and DAP
+composition of each term of r_T, per model and per seed group); markdown (the matched table as
+Markdown, for docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q and DAP
 at c 10 with two seeds, 2,048 steps each).
 """
 
