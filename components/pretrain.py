@@ -213,6 +213,15 @@ def _start_step(previous: Path | None, options) -> tuple[int, list[dict]]:
     return steps, metrics.get("history", [])
 
 
+def _backup_epoch(backup_dir: Path) -> int | None:
+    """The epoch a killed run's backup (BackupAndRestore, in ``_train``) resumes at, or None."""
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))  # the callback's layout
+    if latest is None:
+        return None
+    saved = int(tf.train.load_variable(latest, "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    return saved + 1 if saved >= 0 else None  # Keras' own rule (-1: no epoch saved)
+
+
 def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = None, *,
         callbacks: list[keras.callbacks.Callback] = ()) -> dict:
     """Train the MLE model on ``inputs["prepare_data"]`` and save it into ``output``.
@@ -260,6 +269,11 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
                          training=True, shuffle_buffer=options.shuffle_buffer,
                          seed=config.seed + start_step,
                          bucket_by_length=options.bucket_by_length)
+    resumed_epoch = _backup_epoch(output / layout.CHECKPOINT_DIR)
+    if resumed_epoch is not None:
+        # A killed run resumes from its backup; its data goes on from the batch it had reached
+        # (the order above is the killed run's), or it would train on its first batches again.
+        train = train.skip((resumed_epoch - start_step // options.eval_every) * options.eval_every)
     eval_ = eval_dataset(data_dir, vocab, options, config.seed)
 
     with _strategy(options).scope():

@@ -2,6 +2,7 @@
 finished run to more steps, bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -189,6 +190,23 @@ def test_resumed_run_continues_from_the_checkpoint_step(workdir, monkeypatch):
     assert [h["step"] for h in metrics["history"]] == [60]
     assert metrics["steps"] == 60
     assert not (workdir / ".pretrain.partial").exists()
+
+
+def test_resumed_run_trains_on_the_batches_the_killed_run_had_not_reached(workdir, monkeypatch):
+    # Same data, seed and steps: a run killed after two evaluations and resumed ends where an
+    # unbroken run does only if it goes on through the same order (a restarted order would
+    # train steps 40..60 on the batches of steps 0..20 again).
+    config = pretrain_config(max_steps=60, eval_every=20, early_stopping_patience=10)
+    unbroken = sequence_model.load_model(runner.run_stage(config, "pretrain", workdir).path)
+    shutil.rmtree(workdir / "pretrain")
+
+    monkeypatch.setattr(pretrain._StepLogger, "on_epoch_end", _interrupt_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_stage(config, "pretrain", workdir)
+    monkeypatch.undo()
+    resumed = sequence_model.load_model(runner.run_stage(config, "pretrain", workdir).path)
+    for expected, actual in zip(unbroken.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
 def _history_steps(result) -> tuple[list[int], dict]:
