@@ -97,6 +97,29 @@ def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
+def read_sources(data_dir: str | Path, split: str, batch_size: int = 8192) -> list[str]:
+    """Every record's ``source`` string in ``split`` (for molecules, its canonical SMILES).
+
+    Parses that one feature in batches: element by element, a Python loop over the 1.4 million
+    MOSES records took minutes of every molecule evaluation.
+
+    Raises:
+      FileNotFoundError: the directory holds no shard of that split.
+    """
+    import tensorflow as tf
+
+    files = shard_files(data_dir, split)
+    if not files:
+        raise FileNotFoundError(f"no {split!r} TFRecord shards in {data_dir}")
+    spec = {"source": tf.io.FixedLenFeature([], tf.string)}
+    dataset = (tf.data.TFRecordDataset(files, num_parallel_reads=min(4, len(files)))
+               .batch(batch_size)
+               .map(lambda records: tf.io.parse_example(records, spec)["source"],
+                    num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    return [source.decode() for batch in dataset.as_numpy_iterator() for source in batch]
+
+
 def read_vocab(data_dir: str | Path) -> dict:
     """The vocabulary (vocab.json) saved beside the shards."""
     path = Path(data_dir) / layout.VOCAB_FILE

@@ -60,11 +60,15 @@ def test_smiles_files_with_bad_lines(smiles_corpus, tmp_path):
     codec = tokens.Codec(vocab)
     written = set()
     for split in tfrecords.SPLITS:
+        sources = []
         for record in tfrecords.load_split(out, split):
             ids = record["tokens"].numpy().tolist()
             smiles = record["source"].numpy().decode()
             assert ids == codec.encode(smiles)
-            written.add(smiles)
+            sources.append(smiles)
+        # The batched reader (novelty's training set) reads the same strings, across batches.
+        assert sorted(tfrecords.read_sources(out, split, batch_size=3)) == sorted(sources)
+        written.update(sources)
     from seqtutor.domains.molecule import chemistry
     assert written == {chemistry.canonical(s) for s in GOOD}
 

@@ -126,9 +126,7 @@ class MoleculeDomain(Domain):
         """Canonical SMILES of the train split (for novelty), or None without a dataset."""
         if self._training_set is None and self.data_dir is not None:
             from seqtutor import tfrecords
-            self._training_set = {
-                record["source"].numpy().decode()
-                for record in tfrecords.load_split(self.data_dir, "train")}
+            self._training_set = set(tfrecords.read_sources(self.data_dir, "train"))
         return self._training_set
 
     def evaluate(self, actions: np.ndarray, log_prior: np.ndarray) -> tuple[dict, dict]:
