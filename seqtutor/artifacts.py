@@ -3,7 +3,9 @@
 A stage writes into ``WORKDIR/.<stage>.partial/`` and renames it to ``WORKDIR/<stage>/`` only
 when it succeeds, so a killed stage never leaves a directory that looks complete. A resumable
 stage (pretrain, tune) keeps its partial directory across a failure and picks up its checkpoints
-on the next run with the same fingerprint; other stages start it afresh.
+on the next run with the same config and inputs, also after a code change (as Keras and TF-Agents
+checkpoints resume; the artifact records the code versions it was trained with); other stages
+start it afresh.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import shutil
 import uuid
 from pathlib import Path
@@ -22,7 +25,8 @@ from typing import Any, Iterator
 import seqtutor
 from seqtutor import layout
 
-_FINGERPRINT_FILE = "fingerprint.txt"
+log = logging.getLogger(__name__)
+_FINGERPRINT_FILE = "fingerprint.txt"  # in a partial directory: what it is a partial run of
 # The subpackages that setup.py maps from the repository's root folders: in an editable install
 # they do not lie inside seqtutor/.
 _MAPPED_SUBPACKAGES = ("pipeline", "components", "data_prep", "domains")
@@ -63,6 +67,34 @@ def fingerprint(stage: str, config_section: dict[str, Any],
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _read_stamp(stamp: Path) -> dict[str, Any] | None:
+    """What a partial directory is a run of (None: it has no readable stamp)."""
+    try:
+        text = stamp.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        stamp_data = json.loads(text)
+    except json.JSONDecodeError:
+        return {"fingerprint": text}  # an older stamp: the fingerprint alone
+    return stamp_data if isinstance(stamp_data, dict) and "fingerprint" in stamp_data else None
+
+
+def _same_run(previous: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
+    """Whether a partial run can be resumed: the same fingerprint, or the same config section
+    and inputs under another code version (its checkpoints restore or fail loudly)."""
+    if previous is None:
+        return False
+    if previous["fingerprint"] == identity["fingerprint"]:
+        return True
+    if "trained_with" not in previous:  # an older stamp: the fingerprint alone
+        return False
+    same_json = (json.dumps(previous.get(key), sort_keys=True, default=str)
+                 == json.dumps(identity[key], sort_keys=True, default=str)
+                 for key in ("config", "inputs"))
+    return all(same_json)
+
+
 def read_artifact(path: Path) -> dict[str, Any] | None:
     """The artifact.json of a complete artifact directory, or None."""
     try:
@@ -87,18 +119,33 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
     """Yield (in-progress directory, summary dict); commit both into ``output`` on success.
 
     On an exception a resumable stage keeps its in-progress directory (checkpoints) for the next
-    run with the same fingerprint; otherwise it is removed. An existing ``output`` is replaced
+    run with the same config section and inputs (see the module docstring); otherwise, and for a
+    partial run of another config, it is removed. An existing ``output`` is replaced
     only after the new artifact is complete.
     """
     output = Path(output)
     partial = output.parent / f".{output.name}.partial"
     stamp = partial / _FINGERPRINT_FILE
+    identity = {"fingerprint": fingerprint_, "config": config_section,
+                "inputs": input_fingerprints, "code_version": code_version()}
+    earlier_code = []  # the code versions of the partial run this one resumes
     if partial.exists():
-        same = stamp.is_file() and stamp.read_text().strip() == fingerprint_
-        if not (resumable and same):
+        previous = _read_stamp(stamp)
+        if resumable and _same_run(previous, identity):
+            if previous["fingerprint"] != fingerprint_:  # the same run under other code
+                earlier_code = [version for version in previous["trained_with"]
+                                if version != identity["code_version"]]
+                log.warning("%s: resuming the partial run in %s, started by code %s (now %s)",
+                            stage, partial, ", ".join(earlier_code), identity["code_version"])
+        else:
+            if resumable:
+                log.warning("%s: discarding the partial run in %s: %s", stage, partial,
+                            "its config or inputs differ" if previous and "trained_with" in
+                            previous else "it does not record its config and inputs")
             shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint_ + "\n")
+    stamp.write_text(json.dumps({**identity, "trained_with": earlier_code
+                                 + [identity["code_version"]]}, default=str) + "\n")
     summary: dict[str, Any] = {}
     try:
         yield partial, summary
@@ -113,6 +160,7 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
         "config": config_section,
         "inputs": input_fingerprints,
         "code_version": code_version(),
+        **({"resumed_from_code_versions": earlier_code} if earlier_code else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,
     }

@@ -1,0 +1,79 @@
+"""Partial (in-progress) artifact directories: what is resumed, what is discarded, and why."""
+
+import json
+import logging
+
+import pytest
+
+from seqtutor import artifacts
+
+CONFIG = {"pretrain": {"max_steps": 12000}}
+INPUTS = {"prepare_data": "data-fingerprint"}
+
+
+def _killed_run(output, fingerprint, config=CONFIG):
+    """A resumable stage killed after writing a checkpoint."""
+    with pytest.raises(KeyboardInterrupt):
+        with artifacts.artifact_writer(output, stage="pretrain", fingerprint_=fingerprint,
+                                       input_fingerprints=INPUTS, config_section=config,
+                                       resumable=True) as (partial, _):
+            (partial / "checkpoint").write_text("step 6500")
+            raise KeyboardInterrupt("simulated kill")
+
+
+def _rerun(output, fingerprint, config=CONFIG):
+    """The same stage run again; returns what it found in its partial directory."""
+    with artifacts.artifact_writer(output, stage="pretrain", fingerprint_=fingerprint,
+                                   input_fingerprints=INPUTS, config_section=config,
+                                   resumable=True) as (partial, _):
+        checkpoint = partial / "checkpoint"
+        return checkpoint.read_text() if checkpoint.exists() else None
+
+
+def test_a_killed_run_resumes_after_a_code_change(tmp_path, monkeypatch, caplog):
+    # A bug fix elsewhere in the package changes every fingerprint; hours of checkpoints of the
+    # same config and inputs are still resumed, and the artifact says which code trained it.
+    output = tmp_path / "pretrain"
+    monkeypatch.setattr(artifacts, "code_version", lambda: "0.1+old")
+    _killed_run(output, "fingerprint-under-old-code")
+    monkeypatch.setattr(artifacts, "code_version", lambda: "0.1+new")
+    with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
+        assert _rerun(output, "fingerprint-under-new-code") == "step 6500"
+    assert "resuming the partial run" in caplog.text and "0.1+old" in caplog.text
+    record = artifacts.read_artifact(output)
+    assert record["code_version"] == "0.1+new"
+    assert record["resumed_from_code_versions"] == ["0.1+old"]
+
+
+def test_a_killed_run_of_the_same_fingerprint_resumes_without_a_note(tmp_path, caplog):
+    output = tmp_path / "pretrain"
+    _killed_run(output, "same")
+    with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
+        assert _rerun(output, "same") == "step 6500"
+    assert not caplog.text
+    assert "resumed_from_code_versions" not in artifacts.read_artifact(output)
+
+
+def test_a_partial_run_of_another_config_is_discarded_with_a_warning(tmp_path, caplog):
+    output = tmp_path / "pretrain"
+    _killed_run(output, "a")
+    with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
+        assert _rerun(output, "b", config={"pretrain": {"max_steps": 6000}}) is None
+    assert "discarding the partial run" in caplog.text and "config or inputs differ" in caplog.text
+
+
+def test_an_older_stamp_resumes_only_on_its_own_fingerprint(tmp_path, caplog):
+    # Stamps written before the config was recorded hold the fingerprint alone.
+    output = tmp_path / "pretrain"
+    _killed_run(output, "a")
+    stamp = tmp_path / ".pretrain.partial" / "fingerprint.txt"
+    assert json.loads(stamp.read_text())["fingerprint"] == "a"
+    stamp.write_text("a\n")
+    (tmp_path / ".pretrain.partial" / "checkpoint").write_text("step 6500")
+    assert _rerun(tmp_path / "pretrain", "a") == "step 6500"
+
+    _killed_run(output, "a")
+    stamp.write_text("a\n")
+    with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
+        assert _rerun(output, "b") is None
+    assert "does not record its config" in caplog.text
