@@ -141,9 +141,11 @@ def default_model_figures(name: str, smoke_workdir: Path, args) -> dict:
     sampler = sequence_model.PolicySampler(model)
     first = domain.priming_tokens(np.random.default_rng(0), args.samples)
     batch = config.evaluate.batch_size
-    sampler.sample(first[:min(batch, args.samples)], length, batch_size=batch)  # tracing
+    end = domain.end_token  # as evaluate samples (an untrained network seldom ends early)
+    sampler.sample(first[:min(batch, args.samples)], length, batch_size=batch,
+                   end_token=end)  # tracing
     (actions, log_prior), sampling = common.timed(sampler.sample, first, length,
-                                                  batch_size=batch)
+                                                  batch_size=batch, end_token=end)
     try:
         if name == "molecule":  # score real molecules: see the module's docstring
             from seqtutor.domains.molecule import chemistry

@@ -3,7 +3,7 @@ statistics (melody: the rule statistics of Table 1; molecule: Table 2 plus MOSES
 
 Sampling runs the whole loop in one graph per batch of 10,000 (``sequence_model.PolicySampler``,
 the same policies as the tuner's ``SequencePolicy`` without the TF-Agents wrapper, which costs
-twice the time at this batch size).
+twice the time at this batch size); a molecule leaves the batch at its EOS.
 
 Models: ``mle`` (the pretrained model, softmax of its logits) and each tuned algorithm's sampling
 policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not exist is
@@ -81,7 +81,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
                 continue
             tokens, log_prior, kl = sampler.sample(
                 first_tokens, length, temperature=options.temperature, seed=config.seed,
-                batch_size=options.batch_size, with_kl=True)
+                batch_size=options.batch_size, with_kl=True, end_token=domain.end_token)
             domain.write_samples(output / layout.SAMPLES_DIR / name, tokens)
             samples[name] = tokens[:SHOWN_SAMPLES]
             models[name], details[name] = domain.evaluate(tokens, log_prior)
@@ -94,12 +94,9 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         # The data row: eval-split sequences, scored under the prior like a model's samples.
         compositions, observations, actions = domain.data_episodes(
             tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length, options.num_samples)
-        prior = sequence_model.load_model(Path(inputs["pretrain"]))
-        batches = max(1, len(actions) // options.batch_size)
-        data_log_prior = np.concatenate([
-            sequence_model.log_prior_of(prior, obs, act).numpy()
-            for obs, act in zip(np.array_split(observations, batches),
-                                np.array_split(actions, batches))])
+        data_log_prior = sequence_model.log_prior_of_episodes(
+            sequence_model.load_model(Path(inputs["pretrain"])), observations, actions,
+            domain.step_mask(actions).sum(axis=1), options.batch_size)
         domain.write_samples(output / layout.SAMPLES_DIR / DATA_ROW, compositions)
         spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
         samples[DATA_ROW] = compositions[np.unique(spread)]

@@ -39,7 +39,8 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
         first = domain.priming_tokens(np.random.default_rng(config.seed), num)
         tokens, _ = sampler.sample(first, domain.episode_length(config.tune.episode_length),
                                    temperature=config.evaluate.temperature, seed=config.seed,
-                                   batch_size=config.evaluate.batch_size)
+                                   batch_size=config.evaluate.batch_size,
+                                   end_token=domain.end_token)
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         return domain.export(out, model, tokens)

@@ -188,7 +188,10 @@ class PolicySampler(tf.Module):
     ``prior_weight`` 0 samples softmax(values) (the MLE model, Q, Psi);
     G's policy p(a|s) exp(G) has 1 (``seqtutor.rl.algorithms`` gives each algorithm's).
 
-    With ``values is prior`` (the MLE model) the model runs once per step.
+    With ``values is prior`` (the MLE model) the model runs once per step. With an
+    ``end_token`` (molecules' EOS), a sequence that has sampled it leaves the batch: the models
+    run only on the sequences still going (a third fewer LSTM steps for MOSES-like lengths),
+    and its later steps read ``end_token`` with log-probability and KL 0.
     """
 
     def __init__(self, values: keras.Model, prior: keras.Model | None = None,
@@ -199,38 +202,73 @@ class PolicySampler(tf.Module):
         self.prior_weight = prior_weight
         self._sample = tf.function(self._sample_fn)
 
-    def _sample_fn(self, first_tokens, length, temperature, seed):
+    def _step(self, current, value_state, prior_state, temperature, step_seed):
+        """One token for each running sequence: (token, log p(token|s), KL(pi||p), states)."""
+        logits, value_state = self.values.step(current, value_state)
+        if self.prior is not None:
+            prior_logits, prior_state = self.prior.step(current, prior_state)
+            log_prior = tf.nn.log_softmax(prior_logits)
+        else:
+            log_prior = tf.nn.log_softmax(logits)
+        if self.prior_weight:
+            logits = logits + self.prior_weight * log_prior
+        token = tf.cast(tf.random.stateless_categorical(
+            logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
+        # KL(pi(.|s) || p(.|s)) over the whole vocabulary: exact at each sampled state.
+        log_policy = tf.nn.log_softmax(logits / temperature)
+        kl = tf.reduce_sum(tf.exp(log_policy) * (log_policy - log_prior), -1)
+        return (token, tf.gather(log_prior, token, batch_dims=1), kl, value_state,
+                prior_state)
+
+    def _sample_fn(self, first_tokens, length, temperature, seed, end_token):
+        """``end_token`` is a Python int or None (one graph each)."""
         batch = tf.shape(first_tokens)[0]
-        tokens = tf.TensorArray(tf.int32, size=length)
-        log_probs = tf.TensorArray(tf.float32, size=length)
-        kls = tf.TensorArray(tf.float32, size=length)
+        outputs = tuple(tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=[None])
+                        for dtype in (tf.int32, tf.float32, tf.float32))
         value_state = self.values.zero_state(batch)
         prior_state = self.prior.zero_state(batch) if self.prior is not None else ()
-        current = first_tokens
-        for t in tf.range(length):
-            logits, value_state = self.values.step(current, value_state)
-            if self.prior is not None:
-                prior_logits, prior_state = self.prior.step(current, prior_state)
-                log_prior = tf.nn.log_softmax(prior_logits)
-            else:
-                log_prior = tf.nn.log_softmax(logits)
-            if self.prior_weight:
-                logits = logits + self.prior_weight * log_prior
+        running = tf.range(batch)  # the rows of the batch still sampling
+
+        def body(t, running, current, value_state, prior_state, outputs):
             step_seed = tf.stack([seed[0], seed[1] + tf.cast(t, tf.int64)])
-            current = tf.cast(tf.random.stateless_categorical(
-                logits / temperature, 1, seed=step_seed)[:, 0], tf.int32)
-            tokens = tokens.write(t, current)
-            log_probs = log_probs.write(t, tf.gather(log_prior, current, batch_dims=1))
-            # KL(pi(.|s) || p(.|s)) over the whole vocabulary: exact at each sampled state.
-            log_policy = tf.nn.log_softmax(logits / temperature)
-            kls = kls.write(t, tf.reduce_sum(tf.exp(log_policy) * (log_policy - log_prior), -1))
-        return (tf.transpose(tokens.stack()), tf.transpose(log_probs.stack()),
-                tf.transpose(kls.stack()))
+            token, log_prob, kl, value_state, prior_state = self._step(
+                current, value_state, prior_state, temperature, step_seed)
+            if end_token is None:
+                outputs = tuple(output.write(t, value) for output, value
+                                in zip(outputs, (token, log_prob, kl)))
+                return t + 1, running, token, value_state, prior_state, outputs
+            rows = running[:, None]  # each value back to its row; ended rows get the fill
+            outputs = tuple(
+                output.write(t, tf.tensor_scatter_nd_update(tf.fill([batch], fill), rows, value))
+                for output, value, fill in zip(outputs, (token, log_prob, kl), (end_token, 0., 0.)))
+            going = tf.not_equal(token, end_token)
+            keep = lambda state: tuple(tf.boolean_mask(s, going) for s in state)
+            return (t + 1, tf.boolean_mask(running, going), tf.boolean_mask(token, going),
+                    keep(value_state), keep(prior_state), outputs)
+
+        def any_running(t, running, *_):
+            return tf.logical_and(t < length, tf.size(running) > 0)
+
+        def any_rows(state):
+            return tuple(tf.TensorShape([None, s.shape[1]]) for s in state)
+
+        steps, _, _, _, _, outputs = tf.while_loop(
+            any_running, body,
+            (tf.constant(0), running, first_tokens, value_state, prior_state, outputs),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]),
+                              tf.TensorShape([None]), any_rows(value_state),
+                              any_rows(prior_state), tuple(tf.TensorShape(None) for _ in outputs)))
+        # Every row ended before ``length``: the rest of the steps are the fill.
+        pad = [[0, 0], [0, length - steps]]
+        return tuple(tf.pad(tf.transpose(output.stack()), pad, constant_values=fill)
+                     for output, fill in zip(outputs, (end_token or 0, 0., 0.)))
 
     def sample(self, first_tokens, length: int, *, temperature: float = 1.0, seed: int = 0,
-               batch_size: int = 10000, with_kl: bool = False):
+               batch_size: int = 10000, with_kl: bool = False, end_token: int | None = None):
         """(tokens [N, length] int32, log p(token | prefix) under the prior [N, length]); with
-        ``with_kl`` also KL(pi || p) at each step [N, length] (nats; pi at ``temperature``)."""
+        ``with_kl`` also KL(pi || p) at each step [N, length] (nats; pi at ``temperature``).
+        With ``end_token``, the steps after a sequence's first ``end_token`` read ``end_token``,
+        log-probability 0 and KL 0."""
         import numpy as np
 
         first_tokens = np.asarray(first_tokens, dtype=np.int32)
@@ -238,7 +276,8 @@ class PolicySampler(tf.Module):
         for i, start in enumerate(range(0, len(first_tokens), batch_size)):
             batch = self._sample(tf.constant(first_tokens[start:start + batch_size]),
                                  tf.constant(length), tf.constant(temperature, tf.float32),
-                                 tf.constant([seed, i * 1_000_003], dtype=tf.int64))
+                                 tf.constant([seed, i * 1_000_003], dtype=tf.int64),
+                                 None if end_token is None else int(end_token))
             for output, array in zip(outputs, batch):
                 output.append(array.numpy())
         if not outputs[0]:
@@ -262,6 +301,25 @@ def log_prior_of(prior: keras.Model, observations, actions):
     """log p(a_t | s_t) under ``prior`` for whole episodes [B, T] (one pass)."""
     log_prior = tf.nn.log_softmax(prior(observations, training=False))
     return tf.gather(log_prior, tf.cast(actions, tf.int32), batch_dims=2)
+
+
+def log_prior_of_episodes(prior: keras.Model, observations, actions, lengths,
+                          batch_size: int = 10000):
+    """log p(a_t | s_t) under ``prior`` [N, T] for N episodes of ``lengths`` steps each: in
+    batches of similar lengths, each run only up to its longest episode (the steps past an
+    episode's length read 0), so a corpus of short and long molecules costs its tokens, not N x T.
+    """
+    import numpy as np
+
+    lengths = np.asarray(lengths)
+    out = np.zeros(np.shape(actions), np.float32)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        steps = max(1, int(lengths[rows].max()))
+        values = log_prior_of(prior, observations[rows, :steps], actions[rows, :steps]).numpy()
+        out[rows, :steps] = np.where(np.arange(steps) < lengths[rows, None], values, 0.0)
+    return out
 
 
 def save_model(model: keras.Model, directory: Path) -> Path:

@@ -149,6 +149,45 @@ def test_batched_sampling_is_seeded_and_reports_log_probs():
     np.testing.assert_allclose(log_probs, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("end_bias", [2.0, 1000.0])  # some rows end early; all end at once
+def test_sampled_sequences_leave_the_batch_at_the_end_token(end_bias):
+    prior = sequence_model.build_model(9, [16])
+    values = sequence_model.build_model(9, [16])
+    bias = values.get_layer("logits").bias
+    bias.assign(tf.one_hot(2, 9) * end_bias)
+    first = np.ones(300, np.int32)
+    tokens, log_prior, kl = sequence_model.PolicySampler(values, prior).sample(
+        first, 12, seed=5, batch_size=128, with_kl=True, end_token=2)
+    assert tokens.shape == log_prior.shape == kl.shape == (300, 12)
+    after_end = (np.cumsum(tokens == 2, axis=1) - (tokens == 2)) > 0
+    assert 0 < after_end.mean() < 1 and np.all(tokens[after_end] == 2)
+    assert np.all(log_prior[after_end] == 0) and np.all(kl[after_end] == 0)
+    # Up to its end, each sequence is scored as the full prior scores it.
+    inputs = np.concatenate([first[:, None], tokens[:, :-1]], axis=1)
+    expected = np.take_along_axis(tf.nn.log_softmax(prior(inputs)).numpy(),
+                                  tokens[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(log_prior[~after_end], expected[~after_end], rtol=1e-4, atol=1e-5)
+    assert np.all(kl[~after_end] > 0)
+    again = sequence_model.PolicySampler(values, prior).sample(
+        first, 12, seed=5, batch_size=128, with_kl=True, end_token=2)
+    for expected_array, array in zip((tokens, log_prior, kl), again):
+        np.testing.assert_array_equal(array, expected_array)
+
+
+def test_episodes_are_scored_in_batches_of_similar_lengths():
+    prior = sequence_model.build_model(9, [16])
+    rng = np.random.default_rng(0)
+    observations = rng.integers(0, 9, size=(50, 10)).astype(np.int32)
+    actions = rng.integers(0, 9, size=(50, 10)).astype(np.int32)
+    lengths = rng.integers(1, 11, size=50)
+    scored = sequence_model.log_prior_of_episodes(prior, observations, actions, lengths,
+                                                  batch_size=8)
+    inside = np.arange(10) < lengths[:, None]
+    whole = sequence_model.log_prior_of(prior, observations, actions).numpy()
+    np.testing.assert_allclose(scored[inside], whole[inside], rtol=1e-5, atol=1e-6)
+    assert np.all(scored[~inside] == 0)
+
+
 def _interrupt_after(epochs: int):
     """A step logger's on_epoch_end that simulates a kill after ``epochs`` evaluations (the
     checkpoint of the last one already written: BackupAndRestore runs first)."""
