@@ -4,8 +4,9 @@ A stage writes into ``WORKDIR/.<stage>.partial/`` and renames it to ``WORKDIR/<s
 when it succeeds, so a killed stage never leaves a directory that looks complete. A resumable
 stage (pretrain, tune) keeps its partial directory across a failure and picks up its checkpoints
 on the next run with the same config and inputs, also after a code change (as Keras and TF-Agents
-checkpoints resume; the artifact records the code versions it was trained with); other stages
-start it afresh.
+checkpoints resume; the artifact records the code versions it was trained with), which a stage
+run on its own sees: ``seqtutor run`` after a code change reruns the stages upstream, whose new
+fingerprints are new inputs. Other stages start their partial directory afresh.
 """
 
 from __future__ import annotations
@@ -71,13 +72,18 @@ def _read_stamp(stamp: Path) -> dict[str, Any] | None:
     """What a partial directory is a run of (None: it has no readable stamp)."""
     try:
         text = stamp.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
+    except (OSError, UnicodeDecodeError):
         return None
     try:
         stamp_data = json.loads(text)
     except json.JSONDecodeError:
         return {"fingerprint": text}  # an older stamp: the fingerprint alone
-    return stamp_data if isinstance(stamp_data, dict) and "fingerprint" in stamp_data else None
+    if not isinstance(stamp_data, dict) or not isinstance(stamp_data.get("fingerprint"), str):
+        return None
+    trained_with = stamp_data.get("trained_with")
+    if not (isinstance(trained_with, list) and all(isinstance(v, str) for v in trained_with)):
+        stamp_data.pop("trained_with", None)  # then it resumes only on its own fingerprint
+    return stamp_data
 
 
 def _same_run(previous: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
@@ -132,9 +138,9 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
     if partial.exists():
         previous = _read_stamp(stamp)
         if resumable and _same_run(previous, identity):
+            earlier_code = [version for version in previous.get("trained_with", [])
+                            if version != identity["code_version"]]
             if previous["fingerprint"] != fingerprint_:  # the same run under other code
-                earlier_code = [version for version in previous["trained_with"]
-                                if version != identity["code_version"]]
                 log.warning("%s: resuming the partial run in %s, started by code %s (now %s)",
                             stage, partial, ", ".join(earlier_code), identity["code_version"])
         else:

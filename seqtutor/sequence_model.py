@@ -273,7 +273,8 @@ class PolicySampler(tf.Module):
 
         first_tokens = np.asarray(first_tokens, dtype=np.int32)
         outputs = ([], [], [])
-        for i, start in enumerate(range(0, len(first_tokens), batch_size)):
+        batches = range(0, len(first_tokens), batch_size) if length > 0 else ()
+        for i, start in enumerate(batches):
             batch = self._sample(tf.constant(first_tokens[start:start + batch_size]),
                                  tf.constant(length), tf.constant(temperature, tf.float32),
                                  tf.constant([seed, i * 1_000_003], dtype=tf.int64),
@@ -281,8 +282,9 @@ class PolicySampler(tf.Module):
             for output, array in zip(outputs, batch):
                 output.append(array.numpy())
         if not outputs[0]:
-            empty = np.zeros((0, length), np.float32)
-            result = (np.zeros((0, length), np.int32), empty, empty)
+            rows = len(first_tokens) if length <= 0 else 0
+            empty = np.zeros((rows, max(length, 0)), np.float32)
+            result = (np.zeros((rows, max(length, 0)), np.int32), empty, empty)
         else:
             result = tuple(np.concatenate(output) for output in outputs)
         return result if with_kl else result[:2]

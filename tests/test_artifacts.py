@@ -45,6 +45,28 @@ def test_a_killed_run_resumes_after_a_code_change(tmp_path, monkeypatch, caplog)
     assert record["resumed_from_code_versions"] == ["0.1+old"]
 
 
+def test_the_code_versions_survive_a_second_kill(tmp_path, monkeypatch):
+    output = tmp_path / "pretrain"
+    monkeypatch.setattr(artifacts, "code_version", lambda: "0.1+old")
+    _killed_run(output, "fingerprint-under-old-code")
+    monkeypatch.setattr(artifacts, "code_version", lambda: "0.1+new")
+    _killed_run(output, "fingerprint-under-new-code")  # resumed, then killed again
+    assert _rerun(output, "fingerprint-under-new-code") == "step 6500"
+    assert artifacts.read_artifact(output)["resumed_from_code_versions"] == ["0.1+old"]
+
+
+@pytest.mark.parametrize("stamp", [b"\xff\xfe not text", b"[1, 2]", b'{"fingerprint": 3}',
+                                   b'{"fingerprint": "b", "trained_with": null}'])
+def test_a_broken_stamp_discards_the_partial_run_without_failing(tmp_path, stamp, caplog):
+    output = tmp_path / "pretrain"
+    _killed_run(output, "a")
+    (tmp_path / ".pretrain.partial" / "fingerprint.txt").write_bytes(stamp)
+    with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
+        assert _rerun(output, "a") is None
+    assert "discarding the partial run" in caplog.text
+    assert artifacts.read_artifact(output)["fingerprint"] == "a"
+
+
 def test_a_killed_run_of_the_same_fingerprint_resumes_without_a_note(tmp_path, caplog):
     output = tmp_path / "pretrain"
     _killed_run(output, "same")

@@ -167,11 +167,21 @@ def test_sampled_sequences_leave_the_batch_at_the_end_token(end_bias):
     expected = np.take_along_axis(tf.nn.log_softmax(prior(inputs)).numpy(),
                                   tokens[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(log_prior[~after_end], expected[~after_end], rtol=1e-4, atol=1e-5)
-    assert np.all(kl[~after_end] > 0)
+    # ... and its KL is that of the full policy network against the full prior at each state.
+    log_pi = tf.nn.log_softmax(values(inputs)).numpy()
+    log_p = tf.nn.log_softmax(prior(inputs)).numpy()
+    full_kl = (np.exp(log_pi) * (log_pi - log_p)).sum(-1)
+    np.testing.assert_allclose(kl[~after_end], full_kl[~after_end], rtol=1e-3, atol=1e-5)
     again = sequence_model.PolicySampler(values, prior).sample(
         first, 12, seed=5, batch_size=128, with_kl=True, end_token=2)
     for expected_array, array in zip((tokens, log_prior, kl), again):
         np.testing.assert_array_equal(array, expected_array)
+
+
+def test_sampling_zero_steps_gives_empty_rows():
+    tokens, log_prior = sequence_model.PolicySampler(sequence_model.build_model(9, [4])).sample(
+        np.ones(5, np.int32), 0, end_token=2)
+    assert tokens.shape == log_prior.shape == (5, 0)
 
 
 def test_episodes_are_scored_in_batches_of_similar_lengths():
