@@ -132,17 +132,18 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
     output = Path(output)
     partial = output.parent / f".{output.name}.partial"
     stamp = partial / _FINGERPRINT_FILE
+    current_code = code_version()
     identity = {"fingerprint": fingerprint_, "config": config_section,
-                "inputs": input_fingerprints, "code_version": code_version()}
+                "inputs": input_fingerprints}
     earlier_code = []  # the code versions of the partial run this one resumes
     if partial.exists():
         previous = _read_stamp(stamp)
         if resumable and _same_run(previous, identity):
             earlier_code = [version for version in previous.get("trained_with", [])
-                            if version != identity["code_version"]]
+                            if version != current_code]
             if previous["fingerprint"] != fingerprint_:  # the same run under other code
                 log.warning("%s: resuming the partial run in %s, started by code %s (now %s)",
-                            stage, partial, ", ".join(earlier_code), identity["code_version"])
+                            stage, partial, ", ".join(earlier_code), current_code)
         else:
             if resumable:
                 log.warning("%s: discarding the partial run in %s: %s", stage, partial,
@@ -150,8 +151,8 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
                             previous else "it does not record its config and inputs")
             shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({**identity, "trained_with": earlier_code
-                                 + [identity["code_version"]]}, default=str) + "\n")
+    stamp.write_text(json.dumps({**identity, "trained_with": earlier_code + [current_code]},
+                                default=str) + "\n")
     summary: dict[str, Any] = {}
     try:
         yield partial, summary
@@ -165,7 +166,7 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
         "fingerprint": fingerprint_,
         "config": config_section,
         "inputs": input_fingerprints,
-        "code_version": code_version(),
+        "code_version": current_code,
         **({"resumed_from_code_versions": earlier_code} if earlier_code else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "summary": summary,

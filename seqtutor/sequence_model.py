@@ -281,10 +281,10 @@ class PolicySampler(tf.Module):
                                  None if end_token is None else int(end_token))
             for output, array in zip(outputs, batch):
                 output.append(array.numpy())
-        if not outputs[0]:
-            rows = len(first_tokens) if length <= 0 else 0
-            empty = np.zeros((rows, max(length, 0)), np.float32)
-            result = (np.zeros((rows, max(length, 0)), np.int32), empty, empty)
+        if not outputs[0]:  # no sequence, or no step
+            shape = (len(first_tokens), max(length, 0))
+            result = (np.zeros(shape, np.int32), np.zeros(shape, np.float32),
+                      np.zeros(shape, np.float32))
         else:
             result = tuple(np.concatenate(output) for output in outputs)
         return result if with_kl else result[:2]
