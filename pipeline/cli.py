@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="an algorithm of the table: q, psi, g, rl_only, dap, rloo_kl or a "
                            "registered one "
                            "(repeatable; default: the config's list)")
+    tune.add_argument("--keep-finished", action="store_true",
+                      help="keep each finished output of the same config keys and inputs, also "
+                           "one made by an earlier code version, and tune only the others (a "
+                           "sweep carried on after an interruption or an upgrade)")
     _max_points(tune)
 
     compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
@@ -195,7 +199,8 @@ def _command(args) -> int:
             config = config_lib.config_from_dict(config.model_dump(mode="json"),
                                                  [("tune.algorithms", list(algorithms))])
             runner.check_sweep(config, args.max_points)
-            results = [runner.run_stage(config, "tune", workdir, force=True, variant=variant)
+            results = [runner.run_stage(config, "tune", workdir, force=True, variant=variant,
+                                        keep_finished=args.keep_finished)
                        for variant in config.tune_variants()]
         else:
             results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,

@@ -188,11 +188,14 @@ def _extends(spec: Stage, existing: dict[str, Any], section: dict[str, Any],
 
 
 def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
-              variant: str | None = None, extend: bool = True) -> StageResult:
+              variant: str | None = None, extend: bool = True,
+              keep_finished: bool = False) -> StageResult:
     """Run one stage (one variant of it) unless an artifact with the same fingerprint exists.
 
     ``force`` reruns it even then. With ``extend``, a finished artifact whose config differs only
-    by larger ``extendable_keys`` is continued instead of trained again from scratch.
+    by larger ``extendable_keys`` is continued instead of trained again from scratch. With
+    ``keep_finished``, a finished artifact of the same config keys and inputs is kept even when
+    another code version made it (a long sweep run across code changes), ``force`` or not.
 
     Raises:
       artifacts.MissingArtifactError: an input artifact is missing (names the command to run).
@@ -217,6 +220,11 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     existing = artifacts.read_artifact(output)
     if not force and existing is not None and existing.get("fingerprint") == fingerprint:
         log.info("%s: up to date (%s)", label, output)
+        return StageResult(label, output, True, 0.0, existing.get("summary", {}))
+    if (keep_finished and existing is not None
+            and artifacts.same_config_and_inputs(existing, section, input_fingerprints)):
+        log.info("%s: finished, kept (%s, code %s)", label, output,
+                 existing.get("code_version", "unknown"))
         return StageResult(label, output, True, 0.0, existing.get("summary", {}))
 
     log.info("%s: running -> %s", label, output)

@@ -95,10 +95,16 @@ def _same_run(previous: dict[str, Any] | None, identity: dict[str, Any]) -> bool
         return True
     if "trained_with" not in previous:  # an older stamp: the fingerprint alone
         return False
-    same_json = (json.dumps(previous.get(key), sort_keys=True, default=str)
-                 == json.dumps(identity[key], sort_keys=True, default=str)
-                 for key in ("config", "inputs"))
-    return all(same_json)
+    return same_config_and_inputs(previous, identity["config"], identity["inputs"])
+
+
+def same_config_and_inputs(record: dict[str, Any], config_section: dict[str, Any],
+                           input_fingerprints: dict[str, str]) -> bool:
+    """Whether an artifact record (or a partial run's stamp) has these config keys and inputs,
+    whatever code version made it."""
+    return all(json.dumps(record.get(key), sort_keys=True, default=str)
+               == json.dumps(value, sort_keys=True, default=str)
+               for key, value in (("config", config_section), ("inputs", input_fingerprints)))
 
 
 def read_artifact(path: Path) -> dict[str, Any] | None:
