@@ -89,12 +89,23 @@ def _stage_fingerprints(config) -> dict[str, str]:
     return prints
 
 
-def test_molecule_psi_shares_the_molecule_configs_data_and_prior_fingerprints():
+@pytest.mark.parametrize("name", ["molecule_psi", "molecule_sweep"])
+def test_a_molecule_overlay_shares_the_molecule_configs_data_and_prior_fingerprints(name):
     base = _stage_fingerprints(config_lib.load_config("molecule"))
-    psi = _stage_fingerprints(config_lib.load_config("molecule_psi"))
-    assert psi["prepare_data"] == base["prepare_data"]
-    assert psi["pretrain"] == base["pretrain"]
-    assert psi["tune"] != base["tune"]
+    overlay = _stage_fingerprints(config_lib.load_config(name))
+    assert overlay["prepare_data"] == base["prepare_data"]
+    assert overlay["pretrain"] == base["pretrain"]
+    assert overlay["tune"] != base["tune"]
+
+
+def test_the_molecule_sweep_keeps_the_molecule_configs_tuning_budget_around_its_c():
+    base = config_lib.load_config("molecule")
+    swept = config_lib.load_config("molecule_sweep")
+    assert swept.tune.num_steps == base.tune.num_steps
+    values = swept.sweep["tune.c"]
+    assert len(values) >= 3 and min(values) < base.tune.c < max(values)
+    assert base.tune.c in values and len(swept.sweep["seed"]) >= 2
+    assert {"psi", "rl_only"} <= set(swept.tune.algorithms)
 
 
 def test_molecule_psi_config_shares_the_molecule_configs_data_prior_and_reward():
