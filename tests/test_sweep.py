@@ -102,20 +102,25 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     again = [runner.run_stage(config, "tune", workdir, variant=v) for v in config.tune_variants()]
     assert all(result.skipped for result in again)
 
-    # The sweep widened after an upgrade (other code: every fingerprint differs): `seqtutor tune
-    # --keep-finished` keeps the four finished points and tunes only the new value's two.
+    wider = sweep_config({"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]})
+    results = [runner.run_stage(wider, "tune", workdir, variant=v)
+               for v in wider.tune_variants()]
+    assert [r.name for r in results if not r.skipped] == ["tune/psi@c=2.0,seed=0",
+                                                          "tune/psi@c=2.0,seed=1"]
+
+    # Widened again after an upgrade (other code: every fingerprint differs): `seqtutor tune
+    # --keep-finished` keeps the six finished points and tunes only the new value's two.
     monkeypatch.setattr(artifacts, "code_version", lambda: "0.0+upgraded")
-    wider_sweep = {"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]}
+    widest_sweep = {"tune.c": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}
     sets = [f"{key}={json.dumps(value)}" for key, value in TINY_TUNE
-            if not key.startswith("prepare_data.")] + [f"sweep={json.dumps(wider_sweep)}"]
+            if not key.startswith("prepare_data.")] + [f"sweep={json.dumps(widest_sweep)}"]
     assert cli.main(["tune", SMOKE, "--workdir", str(workdir), "--keep-finished",
                      *[arg for value in sets for arg in ("--set", value)]]) == 0
-    wider = sweep_config(wider_sweep)
     made_by = {name: json.loads((layout.tuned_dir(workdir / "tune", name) / "artifact.json")
                                 .read_text())["code_version"]
-               for name in wider.tune_variants()}
+               for name in sweep_config(widest_sweep).tune_variants()}
     assert sorted(name for name, code in made_by.items() if code == "0.0+upgraded") == [
-        "psi@c=2.0,seed=0", "psi@c=2.0,seed=1"]
+        "psi@c=4.0,seed=0", "psi@c=4.0,seed=1"]
 
     result = runner.run_stage(wider, "evaluate", workdir)
     metrics = json.loads((result.path / "metrics.json").read_text())
