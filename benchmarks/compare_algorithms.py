@@ -25,8 +25,10 @@ SECOND_BEST_ROWS), and per tuned column the rows it misses, as mean over seeds, 
 mean log p is above every RL-only column's); frontier (the rows of frontier.csv); runs (per
 tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean reward per
 composition of each term of r_T, per model and per seed group); markdown (the matched table as
-Markdown, for docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q and DAP
-at c 10 with two seeds, 2,048 steps each).
+Markdown, for docs/figures.md); objective_markdown (the KL-regularised reward
+E[r_T] - c KL(pi || p) by setting and algorithm, mean ± sd over seeds: which algorithm gets
+nearest the common target at each c). Smoke (tests): ``--smoke`` (the melody smoke config, Q
+and DAP at c 10 with two seeds, 2,048 steps each).
 """
 
 from __future__ import annotations
@@ -202,6 +204,24 @@ def markdown(matched: dict, keys, info) -> str:
     return "\n".join(lines)
 
 
+def objective_markdown(metrics: dict) -> str:
+    """The KL-regularised reward by setting and algorithm (report.objective_grid), mean ± sd
+    over seeds, the best of a row in bold."""
+    names, rows = report.objective_grid(metrics)
+    lines = ["| setting | mle | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for row in rows:
+        means = {a: mean for a, (mean, _) in row["values"].items()}
+        top = max(means.values())
+        cells = []
+        for algorithm in names:
+            mean, sd = row["values"].get(algorithm, (None, None))
+            text = "" if mean is None else f"{mean:.1f}" + ("" if sd is None else f" ± {sd:.1f}")
+            cells.append(f"**{text}**" if mean == top and len(means) > 1 else text)
+        mle = "" if row["mle"] is None else f"{row['mle']:.1f}"
+        lines.append(f"| {row['setting']} | {mle} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = common.parser(__doc__, "melody_sweep")
     parser.add_argument("--c", type=float, nargs="+", default=None,
@@ -240,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict:
             "frontier": report.frontier_rows(metrics), "runs": runs,
             "reward_terms": (melody_reward_terms(evaluated, metrics)
                              if config.domain == "melody" else None),
-            "markdown": markdown(matched, keys, info)}, args)
+            "markdown": markdown(matched, keys, info),
+            "objective_markdown": objective_markdown(metrics)}, args)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,36 @@ def over_seeds(models: dict[str, dict], groups: dict[str, list[str]]) -> dict[st
     return summary
 
 
+def tuned_c(config) -> dict[str, float]:
+    """The c each tuned model of ``evaluate.models`` was tuned with: its sweep point's, else
+    tune.c."""
+    tuned = [name for name in config.evaluate.models if name != MLE_MODEL]
+    return {sweep.variant(algorithm, point): c for point in config.points()
+            for c in [config.at(point).tune.c] for algorithm in tuned}
+
+
+def closeness_to_prior(kl: np.ndarray, mask: np.ndarray, mean_task_reward: float,
+                       c: float | None) -> dict[str, float]:
+    """How far a model's samples are from the prior, and the objective every KL-control
+    algorithm maximises at its c.
+
+    ``kl`` [N, T] is KL(pi(.|s_t) || p(.|s_t)) over the vocabulary at each sampled state and
+    ``mask`` [N, T] marks the steps inside the episodes. Per step (the frontier's other axis)
+    and per sequence: by the chain rule, the mean over samples of the summed per-state KLs
+    estimates KL(pi || p) between the sequence distributions. With ``c`` (a tuned model), the
+    KL-regularised reward E[r_T] - c KL(pi || p) (TRL's ``objective/rlhf_reward``): it equals
+    c (log Z - KL(pi || pi*)) for the common target pi* = p exp(r_T / c) / Z, so at one c the
+    model with the larger value is the one nearer pi* (docs/tuning.md).
+    """
+    closeness = {report.KL_KEY: float(kl[mask].mean()),
+                 report.SEQUENCE_KL_KEY: float(np.where(mask, kl, 0.0).sum(axis=1).mean())}
+    if c is not None:
+        closeness[report.C_KEY] = float(c)
+        closeness[report.OBJECTIVE_KEY] = float(
+            mean_task_reward - c * closeness[report.SEQUENCE_KL_KEY])
+    return closeness
+
+
 def run(config, inputs: dict[str, Path], output: Path) -> dict:
     """Evaluate every configured model into ``output``; returns a summary per model."""
     options = config.evaluate
@@ -71,6 +101,7 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
         tf.keras.utils.set_random_seed(config.seed)
 
         models, missing, samples, details = {}, [], {}, {}
+        prior_weights = tuned_c(config)
         for name in model_names(config):
             sampler = load_sampler(inputs["pretrain"], inputs.get("tune"), name)
             if sampler is None:
@@ -85,9 +116,9 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             domain.write_samples(output / layout.SAMPLES_DIR / name, tokens)
             samples[name] = tokens[:SHOWN_SAMPLES]
             models[name], details[name] = domain.evaluate(tokens, log_prior)
-            # Beside the domain's statistics: how far the policy is from the prior, per step
-            # inside the episodes (the frontier's other axis).
-            models[name][report.KL_KEY] = float(kl[domain.step_mask(tokens)].mean())
+            models[name].update(closeness_to_prior(kl, domain.step_mask(tokens),
+                                                   models[name]["mean_task_reward"],
+                                                   prior_weights.get(name)))
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                      models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 

@@ -221,8 +221,15 @@ def table_columns(metrics: dict) -> tuple[dict[str, dict], dict[str, dict]]:
 
 
 KL_KEY = "kl_per_token"  # mean KL(pi(.|s) || p(.|s)) over a model's sampled states (evaluate)
+SEQUENCE_KL_KEY = "kl_per_sequence"  # KL(pi || p) between sequence distributions (evaluate)
+C_KEY = "c"  # the c a tuned model was tuned with
+OBJECTIVE_KEY = "kl_regularised_reward"  # E[r_T] - c KL(pi || p) of a tuned model (evaluate)
+PRIOR_DISTANCE_KEYS = (KL_KEY, SEQUENCE_KL_KEY)  # every model's row but the data's
+TUNED_KEYS = (C_KEY, OBJECTIVE_KEY)  # a tuned model's row also
 FRONTIER_FIELDS = ("model", "algorithm", "seeds", "mean_task_reward", "sd_task_reward",
-                   "mean_log_prior", "sd_log_prior", KL_KEY, f"sd_{KL_KEY}")
+                   "mean_log_prior", "sd_log_prior", KL_KEY, f"sd_{KL_KEY}",
+                   SEQUENCE_KL_KEY, f"sd_{SEQUENCE_KL_KEY}", C_KEY, OBJECTIVE_KEY,
+                   f"sd_{OBJECTIVE_KEY}")
 
 
 def frontier_rows(metrics: dict) -> list[dict]:
@@ -241,9 +248,69 @@ def frontier_rows(metrics: dict) -> list[dict]:
             "sd_task_reward": sd.get("mean_task_reward"),
             "mean_log_prior": stats.get("mean_log_prior"),
             "sd_log_prior": sd.get("mean_log_prior"),
-            KL_KEY: stats.get(KL_KEY),
-            f"sd_{KL_KEY}": sd.get(KL_KEY)})
+            **{field: stats.get(field) for field in (KL_KEY, SEQUENCE_KL_KEY, C_KEY,
+                                                      OBJECTIVE_KEY)},
+            **{f"sd_{field}": sd.get(field) for field in (KL_KEY, SEQUENCE_KL_KEY,
+                                                          OBJECTIVE_KEY)}})
     return rows
+
+
+def objective_grid(metrics: dict) -> tuple[list[str], list[dict]]:
+    """The KL-regularised reward E[r_T] - c KL(pi || p) of every tuned column by setting (the
+    sweep point without its seed, or the config's c) and algorithm: (the algorithms, one row
+    per setting in the order of c: {"setting", "c", "mle", "values": {algorithm: (mean, sd)}}).
+
+    Every algorithm at one c aims at the same pi* (for undiscounted episodes), and the value is
+    c (log Z - KL(pi || pi*)): along a row, larger is nearer pi*. "mle" is the prior's value at
+    the row's c (its KL is 0 at temperature 1), the bar that tuning must clear.
+    """
+    columns, spread = table_columns(metrics)
+    settings: dict[str, dict[str, str]] = {}  # setting -> {algorithm: column}
+    for name in model_order(columns):
+        if name not in (DATA_COLUMN, MLE_MODEL) and _number(
+                columns[name].get(OBJECTIVE_KEY)) is not None:
+            settings.setdefault(sweep.point_of(name), {})[sweep.algorithm_of(name)] = name
+    names = list(dict.fromkeys(a for chosen in settings.values() for a in chosen))
+    mle = columns.get(MLE_MODEL, {})
+    rows = []
+    for setting, chosen in settings.items():
+        c = columns[next(iter(chosen.values()))][C_KEY]
+        rows.append({
+            "setting": setting or f"c={c:g}", "c": c,
+            "mle": (None if _number(mle.get("mean_task_reward")) is None
+                    else mle["mean_task_reward"] - c * (mle.get(SEQUENCE_KL_KEY) or 0.0)),
+            "values": {a: (columns[column][OBJECTIVE_KEY],
+                           spread.get(column, {}).get(OBJECTIVE_KEY))
+                       for a, column in chosen.items()}})
+    rows.sort(key=lambda row: row["c"])  # stable: the settings of one c keep their order
+    return names, rows
+
+
+def objective_table(metrics: dict) -> str | None:
+    """:func:`objective_grid` as HTML, mean ± sd over seeds, the best of a row in bold; None
+    without a tuned model that has the value (an older metrics.json)."""
+    names, rows = objective_grid(metrics)
+    if not rows:
+        return None
+    lines = []
+    for row in rows:
+        means = {a: mean for a, (mean, _) in row["values"].items()}
+        decimals = row_decimals([row["mle"], *means.values()])
+        texts = {a: format_value(v, VALUE, decimals) for a, v in means.items()}
+        best = best_of({a: _shown(text) for a, text in texts.items()}, HIGHER)
+        cells = [_td(format_value(row["mle"], VALUE, decimals), ["ref"], missing="–")]
+        for algorithm in names:
+            text = texts.get(algorithm, "")
+            sd = row["values"].get(algorithm, (None, None))[1]
+            if text and sd is not None:
+                text += f" <span class='sd'>± {format_value(sd, VALUE, decimals)}</span>"
+            shown = f"<b>{text}</b>" if algorithm in best else text
+            cells.append(_td(shown, ["best"] if algorithm in best else [], missing="–"))
+        lines.append(f"<tr><th class='stat'>{html.escape(row['setting'])}</th>"
+                     f"{''.join(cells)}</tr>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in (MLE_MODEL, *names))
+    return (f"<table class='objective'><thead><tr><th class='stat'>setting</th>{head}</tr>"
+            f"</thead><tbody>{''.join(lines)}</tbody></table>")
 
 
 def matched_columns(metrics: dict, log_prior: float | None = None
@@ -423,6 +490,17 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         parts += ["<h2>Task reward against the prior</h2>",
                   f"<img alt='frontier' src='{frontier_image}'>",
                   f"<p>The same numbers: <code>{layout.FRONTIER_FILE}</code>.</p>"]
+    objective = objective_table(metrics)
+    if objective:
+        parts += ["<h2>Nearest the common target: the KL-regularised reward</h2>",
+                  "<p>E[r<sub>T</sub>] − c KL(π ‖ p) per sequence: the KL-control objective "
+                  "(times c) that every algorithm but RL-only is built on. It equals "
+                  "c (log Z − KL(π ‖ π*)) "
+                  "for their common target π* ∝ p exp(r<sub>T</sub> / c) (undiscounted "
+                  "episodes; with gamma below 1 the off-policy algorithms aim at a discounted "
+                  "version of it), so along a row the larger value is the model nearer π*. The "
+                  "mle column is the prior itself, which every tuned model should beat.</p>",
+                  objective]
     matched = matched_columns(metrics)
     swept = [sweep.algorithm_of(name) for name in columns
              if name not in (DATA_COLUMN, MLE_MODEL)]

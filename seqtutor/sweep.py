@@ -128,3 +128,8 @@ def variant(algorithm: str, point: Point) -> str:
 def algorithm_of(variant_name: str) -> str:
     """``psi@c=0.25,seed=1`` -> ``psi``."""
     return variant_name.split(_SEPARATOR, 1)[0]
+
+
+def point_of(variant_name: str) -> str:
+    """``psi@c=0.25,seed=1`` -> ``c=0.25,seed=1`` (empty for a variant of no sweep)."""
+    return variant_name.partition(_SEPARATOR)[2]

@@ -165,6 +165,10 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
         assert "mean_task_reward" in row["mean"] and "kl_per_token" in row["mean"]
     assert result["markdown"].count("\n") == 1 + 13 + 1 + 3  # head, rule, statistics, costs
     assert {row["model"] for row in result["frontier"]} >= {"data", "mle", "dap@c=10.0"}
+    # The KL-regularised reward at c = 10: one row, the MLE and both algorithms over seeds.
+    head, rule, row = result["objective_markdown"].splitlines()
+    assert head == "| setting | mle | q | dap |" and row.startswith("| c=10.0 | ")
+    assert row.count(" ± ") == 2
     target = result["paper_target"]
     assert target["best"]["starts_with_tonic"] == {"better": "higher", "value": 0.288}
     assert sorted(target["columns"]) == ["dap@c=10.0", "q@c=10.0"]

@@ -12,7 +12,7 @@ import pytest
 
 from seqtutor import config as config_lib, domains, layout, plugins, tfrecords
 from seqtutor.components import generate
-from seqtutor.components.report import KL_KEY
+from seqtutor.components.report import PRIOR_DISTANCE_KEYS, TUNED_KEYS
 from seqtutor.pipeline import runner
 from tests.conftest import FAST_BEAM_ARGS
 from tests.toy_domain import DigitsDomain
@@ -78,7 +78,8 @@ def test_a_domain_named_by_import_path_runs_the_whole_pipeline(tmp_path):
     metrics = json.loads((workdir / "evaluate" / layout.METRICS_FILE).read_text())
     assert metrics["domain"] == TOY
     assert sorted(metrics["models"]) == sorted(["data", "mle", *everyone])
-    assert set(metrics["models"]["q"]) == {*DigitsDomain.statistic_keys, KL_KEY}
+    assert set(metrics["models"]["q"]) == {*DigitsDomain.statistic_keys,
+                                           *PRIOR_DISTANCE_KEYS, *TUNED_KEYS}
     # Random digits go up one in 1 step of 10; the few distinct counting-up records add some.
     assert 0.1 < metrics["models"]["data"]["ascending_steps"] < 0.25
     report = (workdir / "evaluate" / layout.REPORT_FILE).read_text()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from seqtutor import layout
-from seqtutor.components import generate, report
+from seqtutor.components import evaluate, generate, report
 from seqtutor.domains.melody import statistics
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
@@ -31,18 +31,40 @@ def evaluated(tmp_path_factory, melody_smoke_prior):
 
 
 def test_metrics_have_the_contract_keys_and_missing_models_are_reported(evaluated):
-    _, _, result = evaluated
+    _, config, result = evaluated
     metrics = json.loads((result.path / layout.METRICS_FILE).read_text())
     assert metrics["domain"] == "melody" and metrics["num_samples"] == 300
     assert sorted(metrics["models"]) == ["data", "mle", "q"]
     assert metrics["missing_models"] == ["psi", "g", "rl_only"]
     for name, row in metrics["models"].items():
-        # A model's row also has its KL from the prior; the data has no policy.
-        extra = set() if name == "data" else {report.KL_KEY}
+        # A model's row also has its KL from the prior, a tuned one its c and KL-regularised
+        # reward; the data has no policy.
+        extra = (set() if name == "data" else {*report.PRIOR_DISTANCE_KEYS}
+                 | ({*report.TUNED_KEYS} if name == "q" else set()))
         assert set(row) == set(statistics.STATISTIC_KEYS) | extra
         assert 0 <= row["notes_not_in_key"] <= 1 and row["mean_log_prior"] < 0
     assert abs(metrics["models"]["mle"][report.KL_KEY]) < 1e-4  # the prior itself
-    assert metrics["models"]["q"][report.KL_KEY] > 0
+    q = metrics["models"]["q"]
+    assert q[report.KL_KEY] > 0
+    # Melodies are all 32 steps long: the sequence's KL is 32 steps' worth.
+    assert q[report.SEQUENCE_KL_KEY] == pytest.approx(32 * q[report.KL_KEY], rel=1e-5)
+    assert q[report.C_KEY] == config.tune.c
+    assert q[report.OBJECTIVE_KEY] == pytest.approx(
+        q["mean_task_reward"] - config.tune.c * q[report.SEQUENCE_KL_KEY])
+
+
+def test_the_kl_regularised_reward_is_worked_out_per_sequence():
+    # Two episodes: 3 steps with KLs 0.1, 0.2, 0.3 (sum 0.6) and 1 step with 0.4 before its
+    # end (the 5.0 after it is not counted): per step (0.1 + 0.2 + 0.3 + 0.4) / 4 = 0.25, per
+    # sequence (0.6 + 0.4) / 2 = 0.5; at c = 2 and mean r_T 3: 3 - 2 * 0.5 = 2.
+    kl = np.array([[0.1, 0.2, 0.3], [0.4, 5.0, 5.0]])
+    mask = np.array([[True, True, True], [True, False, False]])
+    closeness = evaluate.closeness_to_prior(kl, mask, 3.0, 2.0)
+    assert closeness == pytest.approx({report.KL_KEY: 0.25, report.SEQUENCE_KL_KEY: 0.5,
+                                       report.C_KEY: 2.0, report.OBJECTIVE_KEY: 2.0})
+    # The MLE has no c of its own: its distance only.
+    assert set(evaluate.closeness_to_prior(kl, mask, 3.0, None)) == {
+        report.KL_KEY, report.SEQUENCE_KL_KEY}
 
 
 def test_samples_are_saved_and_recompute_the_statistics(evaluated):

@@ -8,7 +8,7 @@ import pytest
 
 from seqtutor import layout
 from seqtutor.components import evaluate, generate
-from seqtutor.components.report import KL_KEY
+from seqtutor.components.report import PRIOR_DISTANCE_KEYS, TUNED_KEYS
 from seqtutor.domains.molecule import reward
 from seqtutor import config as config_lib
 from seqtutor.pipeline import runner
@@ -37,8 +37,10 @@ def test_metrics_have_the_contract_keys_and_a_data_row(molecule_run):
     assert metrics["domain"] == "molecule" and metrics["num_samples"] == 2000
     assert sorted(metrics["models"]) == ["data", "mle", "psi"]
     for name, row in metrics["models"].items():
-        # A model's row also has its KL from the prior; the data has no policy.
-        extra = set() if name == "data" else {KL_KEY}
+        # A model's row also has its KL from the prior, a tuned one its c and KL-regularised
+        # reward; the data has no policy.
+        extra = (set() if name == "data" else {*PRIOR_DISTANCE_KEYS}
+                 | ({*TUNED_KEYS} if name == "psi" else set()))
         assert set(row) == set(reward.STATISTIC_KEYS) | extra, name
         assert 0 <= row["valid"] <= 1 and row["mean_log_prior"] < 0
     data = metrics["models"]["data"]

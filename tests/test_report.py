@@ -291,13 +291,17 @@ def seed_sweep_metrics():
 
     points = [sweep.Point((("tune.c", c), ("seed", seed))) for c in (0.5, 2) for seed in (0, 1)]
     models = {"data": {"mean_task_reward": 1.0, "mean_log_prior": -1.0, "repeated_notes": 0.0},
-              "mle": {"mean_task_reward": 0.0, "mean_log_prior": -1.1, "repeated_notes": 0.1}}
-    for algorithm in ("q", "psi"):
+              "mle": {"mean_task_reward": 0.0, "mean_log_prior": -1.1, "repeated_notes": 0.1,
+                      report.SEQUENCE_KL_KEY: 0.0}}
+    for algorithm, steps in (("q", 2), ("psi", 1)):
         for point in points:
             c, seed = dict(point.values)["tune.c"], dict(point.values)["seed"]
+            reward, kl = 10 / c + seed, 1 / c + seed / 10
             models[sweep.variant(algorithm, point)] = {
-                "mean_task_reward": 10 / c + seed, "mean_log_prior": -1.2 - 1 / c + seed / 10,
-                "repeated_notes": 0.01 * (seed + 1), report.KL_KEY: 1 / c + seed / 10}
+                "mean_task_reward": reward, "mean_log_prior": -1.2 - 1 / c + seed / 10,
+                "repeated_notes": 0.01 * (seed + 1), report.KL_KEY: kl,
+                report.SEQUENCE_KL_KEY: steps * kl, report.C_KEY: c,
+                report.OBJECTIVE_KEY: reward - c * steps * kl}
     groups = over_seeds(models, sweep.seed_groups(["q", "psi"], points))
     return {"domain": "melody", "num_samples": 10, "models": models, "missing_models": [],
             "seed_groups": groups}
@@ -334,6 +338,31 @@ def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
     written = (tmp_path / "frontier.csv").read_text().splitlines()
     assert written[0] == ",".join(report.FRONTIER_FIELDS) and len(written) == 1 + 6
     assert "fewer seeds" not in text
+
+
+def test_the_kl_regularised_reward_is_tabled_by_c_with_the_best_in_bold(tmp_path):
+    metrics = seed_sweep_metrics()
+    # At c = 0.5, q (2 steps): 20 + s - 0.5 * 2 * (2 + s / 10) = 18 + 0.9 s, mean 18.45 over
+    # seeds 0 and 1; psi (1 step): 19 + 0.95 s, mean 19.475. At c = 2: q 3 + 0.6 s (3.3),
+    # psi 4 + 0.8 s (4.4). The MLE: r_T 0 and KL 0 at either c.
+    rows = {row["model"]: row for row in report.frontier_rows(metrics)}
+    assert rows["psi@c=0.5"][report.OBJECTIVE_KEY] == pytest.approx(19.475)
+    assert rows["psi@c=0.5"][f"sd_{report.OBJECTIVE_KEY}"] == pytest.approx(0.95 / 2 ** 0.5)
+    assert rows["q@c=2"][report.OBJECTIVE_KEY] == pytest.approx(3.3)
+    table = report.objective_table(metrics)
+    assert "<th>mle</th><th>q</th><th>psi</th>" in table
+    half, two = table.split("<th class='stat'>c=0.5</th>")[1].split("<th class='stat'>c=2</th>")
+    assert "<td class='ref'>0.00</td>" in half and "<b>19.4" in half and "<b>18" not in half
+    assert "<td class='ref'>0.00</td>" in two and "<b>4.40" in two and "3.30 <span" in two
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    assert "the KL-regularised reward</h2>" in text and table in text
+    # Without a tuned model that has it (an older metrics.json), no table.
+    for stats in metrics["models"].values():
+        stats.pop(report.OBJECTIVE_KEY, None)
+    for group in metrics["seed_groups"].values():
+        group["mean"].pop(report.OBJECTIVE_KEY)
+    assert report.objective_table(metrics) is None
 
 
 def test_a_group_over_fewer_seeds_is_named(tmp_path):
