@@ -46,7 +46,8 @@ class Stage:
         return config.tune_variants()
 
     def variant_config(self, config: Config, variant: str | None) -> Config:
-        """The config a variant runs with: at its sweep point, if it names one.
+        """The config a variant runs with: at its sweep point, if it names one, with its
+        algorithm's ``tune.per_algorithm`` entry applied.
 
         Raises:
           ValueError: the variant is not one of the config's (an algorithm at a point that
@@ -56,7 +57,7 @@ class Stage:
             return config
         for point in config.points():
             if sweep.variant(sweep.algorithm_of(variant), point) == variant:
-                return config.at(point)
+                return config.at(point).for_algorithm(sweep.algorithm_of(variant))
         raise ValueError(f"{self.name}: {variant!r} is not a variant of this config "
                          f"(variants: {', '.join(config.tune_variants())})")
 
@@ -67,8 +68,10 @@ class Stage:
         """The config values the stage reads (its fingerprint input)."""
         section = {key: config.value(key) for key in self.reads}
         if variant is not None:
-            # Other variants' names do not change this one's output.
+            # Other variants' names and settings do not change this one's output (its own
+            # settings are applied: variant_config).
             section[self.name].pop(self.variant_key)
+            section[self.name].pop("per_algorithm", None)
             section["variant"] = variant
         if self.variant_key == "algorithms":
             section["algorithm"] = plugins.describe_algorithm(sweep.algorithm_of(variant))
@@ -253,7 +256,9 @@ def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:
     """Validate every point of the config's sweep (at most ``max_points``) before any work;
     raises ConfigError naming the point."""
     for point in config.points(max_points):
-        config.at(point)
+        at = config.at(point)
+        for algorithm in config.tune.algorithms:
+            at.for_algorithm(algorithm)
 
 
 def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),

@@ -180,6 +180,12 @@ class TuneConfig(Options):
     dap_memory_samples: int = Field(
         10, ge=1, description="dap: memory sequences added to each batch's loss (REINVENT: "
         "10).")
+    per_algorithm: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Settings in which one algorithm differs from the "
+        "rest, algorithm -> {tune key: value} (dap: {collect_episodes: 64, learning_rate: "
+        "0.0001}): each algorithm is tuned with its entry applied, which is also all that its "
+        "fingerprint sees of this section. Not c (the axis the algorithms share), algorithms, "
+        "episode_length (evaluate reads it) or a key the sweep varies.")
     mixed_precision: bool | Literal["mixed_float16", "mixed_bfloat16"] = Field(
         False, description="Keras mixed-precision policy of the Q, target and prior networks "
         "while tuning (as pretrain.mixed_precision; Q-values, the prior's log-probabilities and "
@@ -215,10 +221,38 @@ class TuneConfig(Options):
                              f"rloo_k ({self.rloo_k}): each prompt is played rloo_k times")
         if self.batch_episodes * (self.episode_length or 1) > self.replay_capacity:
             raise ValueError("replay_capacity must hold at least one batch of episodes")
+        for name, entry in self.per_algorithm.items():
+            if name not in table:
+                raise ValueError(f"per_algorithm: unknown algorithm {name!r}; choose from "
+                                 f"{list(table)}")
+            fixed = sorted(set(entry) & set(SHARED_TUNE_KEYS))
+            unknown = sorted(set(entry) - set(type(self).model_fields))
+            if fixed or unknown or not entry:
+                raise ValueError(
+                    f"per_algorithm.{name}: " + (f"{fixed} are shared by every algorithm"
+                                                 if fixed else f"{unknown} are not tune keys"
+                                                 if unknown else "an empty entry"))
+            self.for_algorithm(name)  # its values, and how they combine with the rest
         return self
+
+    def for_algorithm(self, name: str) -> TuneConfig:
+        """The settings ``name`` is tuned with: its ``per_algorithm`` entry applied and
+        validated as the settings of ``name`` alone (raises ValueError naming the key)."""
+        entry = self.per_algorithm.get(name)
+        if not entry:
+            return self
+        try:
+            return type(self).model_validate({**self.model_dump(mode="json"), **entry,
+                                              "algorithms": [name], "per_algorithm": {}})
+        except ValidationError as error:
+            detail = _format_errors(error).removeprefix("invalid config:\n  ")
+            raise ValueError(f"per_algorithm.{name}: {detail}") from None
 
 
 MLE_MODEL = "mle"  # the pretrained model, evaluated beside the tuned ones
+# Tune keys every algorithm of a config shares (tune.per_algorithm may not set them): the c
+# axis of the sweep, frontier and report, the list itself, and what evaluate reads.
+SHARED_TUNE_KEYS = ("c", "algorithms", "episode_length", "per_algorithm")
 
 
 class EvaluateConfig(Options):
@@ -287,6 +321,16 @@ class Config(Options):
         except ConfigError as error:
             detail = str(error).removeprefix("invalid config:\n  ")
             raise ConfigError(f"invalid config:\n  sweep point {point.name}: {detail}") from None
+
+    def for_algorithm(self, name: str) -> Config:
+        """This config as algorithm ``name`` is tuned: its ``tune.per_algorithm`` entry applied
+        (raises ConfigError naming the algorithm and the key)."""
+        if not self.tune.per_algorithm.get(name):
+            return self
+        try:
+            return self.model_copy(update={"tune": self.tune.for_algorithm(name)})
+        except ValueError as error:
+            raise ConfigError(f"invalid config:\n  tune.{error}") from None
 
     def tune_variants(self, algorithms: list[str] | None = None) -> list[str]:
         """The tune stage's variants: each algorithm (the config's by default) at each point."""
@@ -395,6 +439,10 @@ def _check_sweep(config: Config, raw: dict[str, Any]) -> None:
             sweep_lib.check_values(key, values)
         except sweep_lib.SweepError as error:
             raise ConfigError(f"invalid config:\n  {error}") from None
+        for name, entry in config.tune.per_algorithm.items():
+            if key.removeprefix("tune.") in entry:
+                raise ConfigError(f"invalid config:\n  sweep.{key}: tune.per_algorithm.{name} "
+                                  "sets it too; sweep it, or set it per algorithm")
         given: dict[str, Any] = {}  # repr of the validated value -> the value as given
         validated = []
         for value in values:

@@ -106,6 +106,11 @@ def test_the_molecule_sweep_keeps_the_molecule_configs_tuning_budget_around_its_
     assert len(values) >= 3 and min(values) < base.tune.c < max(values)
     assert base.tune.c in values and len(swept.sweep["seed"]) >= 2
     assert {"psi", "rl_only"} <= set(swept.tune.algorithms)
+    # The sequence-level algorithms at REINVENT's batch of 64, the rest at molecule.yaml's 512.
+    tune = runner.stage("tune")
+    for algorithm, batch in (("psi", 512), ("q", 512), ("dap", 64), ("rloo_kl", 64)):
+        variant = f"{algorithm}@c=2.85,seed=0"
+        assert tune.variant_config(swept, variant).tune.collect_episodes == batch, algorithm
 
 
 def test_molecule_psi_config_shares_the_molecule_configs_data_prior_and_reward():

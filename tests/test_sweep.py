@@ -64,6 +64,74 @@ def test_a_bad_sweep_is_a_config_error_naming_the_key(sweep, message):
         sweep_config(sweep)
 
 
+def per_algorithm_config(entries: dict, sweep: dict | None = None):
+    return config_lib.load_config(SMOKE, TINY_TUNE + [
+        ("tune.algorithms", ["psi", "dap"]), ("tune.per_algorithm", entries),
+        ("sweep", sweep if sweep is not None else {"tune.c": [0.5, 1.0], "seed": [0]})])
+
+
+def test_per_algorithm_settings_apply_to_their_algorithm_alone():
+    config = per_algorithm_config({"dap": {"collect_episodes": 8, "learning_rate": 1e-4}})
+    tune = runner.stage("tune")
+    dap = tune.variant_config(config, "dap@c=0.5,seed=0")
+    psi = tune.variant_config(config, "psi@c=0.5,seed=0")
+    assert (dap.tune.c, dap.tune.collect_episodes, dap.tune.learning_rate) == (0.5, 8, 1e-4)
+    base = config_lib.load_config(SMOKE, TINY_TUNE)
+    assert (psi.tune.collect_episodes, psi.tune.learning_rate) == (
+        base.tune.collect_episodes, base.tune.learning_rate)
+
+    def section(config, variant):
+        return tune.section(tune.variant_config(config, variant), variant)
+
+    # psi's fingerprint input does not see dap's entry, whatever it holds; dap's is the run
+    # that the same settings made for every algorithm would give it.
+    other = per_algorithm_config({"dap": {"collect_episodes": 16}})
+    plain = per_algorithm_config({})
+    assert section(config, "psi@c=1.0,seed=0") == section(other, "psi@c=1.0,seed=0") == (
+        section(plain, "psi@c=1.0,seed=0"))
+    assert section(config, "dap@c=1.0,seed=0") != section(other, "dap@c=1.0,seed=0")
+    everyone = config_lib.load_config(SMOKE, TINY_TUNE + [
+        ("tune.algorithms", ["psi", "dap"]), ("tune.collect_episodes", 8),
+        ("tune.learning_rate", 1e-4), ("sweep", {"tune.c": [0.5, 1.0], "seed": [0]})])
+    assert section(config, "dap@c=1.0,seed=0") == section(everyone, "dap@c=1.0,seed=0")
+
+
+def test_a_per_algorithm_setting_reaches_the_run_and_retunes_that_algorithm_alone(
+        tmp_path, melody_smoke_prior):
+    workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
+
+    def tune(entries):
+        return [runner.run_stage(per_algorithm_config(entries, {}), "tune", workdir, variant=v)
+                for v in ("psi", "dap")]
+
+    assert not any(result.skipped for result in tune({"dap": {"collect_episodes": 8}}))
+    dap = layout.tuned_dir(workdir / "tune", "dap")
+    # 1,024 environment steps in batches of 8 episodes of 32 steps: 4 gradient steps.
+    assert json.loads((dap / layout.TUNE_SUMMARY_FILE).read_text())["train_steps"] == 4
+    recorded = json.loads((dap / "artifact.json").read_text())["config"]["tune"]
+    assert recorded["collect_episodes"] == 8 and "per_algorithm" not in recorded
+    again = tune({"dap": {"collect_episodes": 16}})
+    assert [r.name for r in again if not r.skipped] == ["tune/dap"]
+    assert json.loads((dap / layout.TUNE_SUMMARY_FILE).read_text())["train_steps"] == 2
+
+
+@pytest.mark.parametrize("entries, sweep, message", [
+    ({"dapp": {"learning_rate": 1e-4}}, None, "per_algorithm: unknown algorithm 'dapp'"),
+    ({"dap": {"c": 2.0}}, None, r"per_algorithm.dap: \['c'\] are shared by every algorithm"),
+    ({"dap": {"episode_length": 16}}, None, r"\['episode_length'\] are shared"),
+    ({"dap": {"learning_rat": 1e-4}}, None, r"\['learning_rat'\] are not tune keys"),
+    ({"dap": {}}, None, "per_algorithm.dap: an empty entry"),
+    ({"dap": {"collect_episodes": 0}}, None,
+     "per_algorithm.dap: collect_episodes: Input should be greater than or equal to 1"),
+    ({"rloo_kl": {"rloo_k": 3}}, None, r"per_algorithm.rloo_kl: .*multiple of rloo_k \(3\)"),
+    ({"dap": {"learning_rate": 1e-4}}, {"tune.learning_rate": [1e-3, 1e-4]},
+     "sweep.tune.learning_rate: tune.per_algorithm.dap sets it too"),
+])
+def test_bad_per_algorithm_settings_are_config_errors(entries, sweep, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        per_algorithm_config(entries, sweep)
+
+
 def test_a_grid_beyond_max_points_fails_before_any_work(tmp_path, capsys):
     workdir = tmp_path / "work"
     status = cli.main(["run", SMOKE, "--workdir", str(workdir), "--max-points", "3",
