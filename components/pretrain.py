@@ -260,6 +260,17 @@ def _float32_model(model: keras.Model) -> keras.Model:
     return copy
 
 
+def early_stopping(options) -> keras.callbacks.Callback:
+    """Stops when the eval loss has not fallen by ``early_stopping_min_delta`` for
+    ``early_stopping_patience`` evaluations (never before ``early_stopping_start_step``) and
+    keeps the best weights. One Keras epoch is ``eval_every`` steps."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=options.early_stopping_patience,
+        min_delta=options.early_stopping_min_delta,
+        start_from_epoch=options.early_stopping_start_step // options.eval_every,
+        restore_best_weights=True, verbose=0)
+
+
 def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | None,
            extra_callbacks: list[keras.callbacks.Callback]) -> dict:
     options = config.pretrain
@@ -296,11 +307,7 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
     callbacks = [
         # Restores weights, optimizer state and the epoch after a kill; deleted on success.
         keras.callbacks.BackupAndRestore(str(output / layout.CHECKPOINT_DIR)),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.early_stopping_patience,
-                                      min_delta=options.early_stopping_min_delta,
-                                      start_from_epoch=options.early_stopping_start_step
-                                      // options.eval_every,
-                                      restore_best_weights=True, verbose=0),
+        early_stopping(options),
         keras.callbacks.TensorBoard(str(output / layout.LOGS_DIR), update_freq=options.eval_every),
         keras.callbacks.TerminateOnNaN(),
         step_logger,
