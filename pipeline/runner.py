@@ -256,9 +256,7 @@ def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:
     """Validate every point of the config's sweep (at most ``max_points``) before any work;
     raises ConfigError naming the point."""
     for point in config.points(max_points):
-        at = config.at(point)
-        for algorithm in config.tune.algorithms:
-            at.for_algorithm(algorithm)
+        config.at(point)  # validates the point's per-algorithm settings too (TuneConfig)
 
 
 def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
