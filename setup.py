@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-# The design card's folders stay at the repository root; installed, they are subpackages of the
+# The top-level folders stay at the repository root; installed, they are subpackages of the
 # one import package ``seqtutor`` (whose own modules are in ``seqtutor/``), so nothing generic
 # such as ``pipeline`` lands in site-packages.
 ROOT_FOLDERS = ("pipeline", "components", "data_prep", "domains")

@@ -144,7 +144,7 @@ class TuneConfig(Options):
     episode_length: int | None = Field(
         32, ge=2, description="Steps per episode (melody: the composition's length). Molecule "
         "episodes end at EOS or at this cap; None: the vocabulary's episode_length (the "
-        "longest training molecule plus EOS).")
+        "longest molecule of either split plus EOS).")
     num_steps: int = Field(1_000_000, ge=1, description="Environment steps to collect.")
     exploration: Literal["epsilon_greedy", "boltzmann", "epsilon_boltzmann"] = Field(
         "epsilon_greedy", description="Collect policy: epsilon-greedy, sampling the policy "

@@ -52,7 +52,7 @@ def vocabulary(tokens: Iterable[str], *, min_length: int, max_length: int,
         "min_length": int(min_length),
         "max_length": int(max_length),
         "max_carbon_run": int(max_carbon_run),
-        # Actions per episode, EOS included: the longest training molecule fits.
+        # Actions per episode, EOS included: the longest molecule of either split fits.
         "episode_length": int(min(max_length, episode_length_cap - 1) + 1),
     }
 
