@@ -10,6 +10,8 @@ import pytest
 
 from seqtutor import config as config_lib
 
+pytest_plugins = ["tests.worker_exit"]  # a dead xdist worker's exit status in its report
+
 # In-process Beam runner: the multi-process one is exercised by the CLI test.
 FAST_BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=in_memory",
                   "--direct_num_workers=1"]
