@@ -18,20 +18,19 @@ import pytest
 def exit_description(pid: int, returncode: int | None, timeout: float = 10.0) -> str:
     """How the child process ``pid`` ended: its signal or exit code, and its peak memory
     when it can still be reaped here (os.wait4 gives its resource usage)."""
-    status = rusage = None
+    reaped, status, rusage = 0, 0, None
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
+        while not reaped and time.monotonic() < deadline:
             reaped, status, rusage = os.wait4(pid, os.WNOHANG)
-            if reaped:
-                break
-            status = None
-            time.sleep(0.1)
+            if not reaped:
+                time.sleep(0.1)
     except ChildProcessError:  # already reaped, by subprocess.Popen
         pass
-    if status is not None:
-        returncode = (-os.WTERMSIG(status) if os.WIFSIGNALED(status)
-                      else os.WEXITSTATUS(status))
+    if reaped:
+        returncode = os.waitstatus_to_exitcode(status)  # -N for signal N
+    else:
+        rusage = None
     if returncode is None:
         return f"the worker (pid {pid}) had not exited {timeout:.0f} s after it went down"
     if returncode < 0:
@@ -50,7 +49,7 @@ def exit_description(pid: int, returncode: int | None, timeout: float = 10.0) ->
 @pytest.hookimpl(optionalhook=True)
 def pytest_handlecrashitem(crashitem, report, sched):
     """Adds the worker's exit status to xdist's crash report of ``crashitem``."""
-    popen = getattr(getattr(getattr(report, "node", None), "gateway", None), "_io", None)
-    popen = getattr(popen, "popen", None)
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    popen = getattr(getattr(gateway, "_io", None), "popen", None)
     if popen is not None:
         report.longrepr = f"{report.longrepr}: {exit_description(popen.pid, popen.returncode)}"
