@@ -40,14 +40,19 @@ class NonFiniteError(FloatingPointError):
 
 
 class CurveWriter:
-    """Appends curve points to curves.csv and TensorBoard; on resume drops later points."""
+    """Appends curve points to curves.csv and TensorBoard.
+
+    ``resume_step`` is the env step of the checkpoint the run resumes from: the points after it
+    are dropped. A fresh start (0) drops every earlier point, such as the step-0 point of a run
+    killed before its first checkpoint, which the new run writes again.
+    """
 
     def __init__(self, path: Path, resume_step: int, summary_dir: Path,
                  extra_fields: tuple[str, ...] = ()):
         self.path = path
         self.fields = CURVE_FIELDS + tuple(extra_fields)
         rows = []
-        if path.exists():
+        if path.exists() and resume_step > 0:
             with path.open() as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= resume_step]
         with path.open("w", newline="") as handle:

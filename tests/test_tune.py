@@ -234,6 +234,16 @@ def test_curves_resumed_with_a_new_field_keep_their_earlier_points(tmp_path):
     assert float(rows[2]["valid"]) == 0.9 and float(rows[2]["mean_task_reward"]) == 3.0
 
 
+def test_curves_of_a_run_restarted_from_step_0_have_one_step_0_point(tmp_path):
+    # A run killed before its first checkpoint left its step-0 point; the restart writes it again.
+    path = tmp_path / "curves.csv"
+    path.write_text("step,mean_task_reward,mean_log_prior\n0,1.5,-0.5\n")
+    curves = tune.CurveWriter(path, 0, tmp_path / "logs")
+    curves.add(0, {"mean_task_reward": 1.5, "mean_log_prior": -0.5})
+    with path.open() as handle:
+        assert [row["step"] for row in csv.DictReader(handle)] == ["0"]
+
+
 def test_non_finite_loss_stops_with_a_clear_message(pretrained_workdir, monkeypatch):
     from seqtutor.domains.melody.domain import MelodyDomain
 
