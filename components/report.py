@@ -3,7 +3,9 @@ embedded as a data URI, so it opens anywhere, offline, and can be mailed around)
 
 Sections: the statistics of every model beside the data row and the paper's table; the domain's
 details (melody: intervals per composition; molecule: outcomes); the tuning curves of every
-algorithm (the paper's Figure 2); samples of each model as the domain draws them (melody: piano
+algorithm (the paper's Figure 2); the frontier of task reward against closeness to the prior;
+with a sweep over c, each statistic against c, the KL-regularised reward by c and a table at
+matched closeness to the prior; samples of each model as the domain draws them (melody: piano
 rolls with MIDI and WAV; molecule: a grid of RDKit drawings).
 
 The statistics table reads like the paper's: fractions as percentages, other values as plain
@@ -375,6 +377,65 @@ def frontier_png(rows: list[dict]) -> str | None:
     return figure_uri(fig)
 
 
+def line_label(column: str) -> str:
+    """The line through c that a tuned column lies on: its algorithm and its sweep values
+    other than c (``psi@c=4.0,gamma=0.9`` -> ``psi (gamma=0.9)``; values hold no commas)."""
+    others = [part for part in sweep.point_of(column).split(",")
+              if part and not part.startswith("c=")]
+    return sweep.algorithm_of(column) + (f" ({','.join(others)})" if others else "")
+
+
+def against_c(metrics: dict, key: str) -> dict[str, list[tuple[float, float, float | None]]]:
+    """``key`` against c: {line: [(c, mean, sd over seeds or None), ...] in the order of c},
+    a line (:func:`line_label`) for each algorithm and setting tuned at two or more values of
+    c."""
+    columns, spread = table_columns(metrics)
+    lines: dict[str, list[tuple[float, float, float | None]]] = {}
+    for name in model_order(columns):
+        c, value = _number(columns[name].get(C_KEY)), _number(columns[name].get(key))
+        if name not in (DATA_COLUMN, MLE_MODEL) and None not in (c, value):
+            lines.setdefault(line_label(name), []).append(
+                (c, value, _number(spread.get(name, {}).get(key))))
+    return {label: sorted(line) for label, line in lines.items()
+            if len({c for c, _, _ in line}) > 1}
+
+
+def statistics_against_c_png(metrics: dict, keys, info: dict[str, Statistic]) -> str | None:
+    """One panel per statistic: its value against c (log scale), a line per algorithm (and
+    setting of the sweep's other keys) with error bars of one standard deviation over seeds,
+    the MLE (dashed) and the data (dotted) as references; fractions in percent. None without
+    a sweep over c."""
+    panels = [(key, lines) for key in keys if (lines := against_c(metrics, key))]
+    if not panels:
+        return None
+    columns, _ = table_columns(metrics)
+    width = min(3, len(panels))
+    height = math.ceil(len(panels) / width)
+    fig, axes = figure(height, width, figsize=(4.2 * width, 3.2 * height), squeeze=False)
+    for axis, (key, lines) in zip(axes.flat, panels):
+        statistic = info[key]
+        scale = 100.0 if statistic.unit == FRACTION else 1.0
+        for label, line in lines.items():
+            axis.errorbar([c for c, _, _ in line], [scale * mean for _, mean, _ in line],
+                          yerr=[scale * (sd or 0.0) for _, _, sd in line],
+                          marker="o", capsize=3, label=label)
+        for reference, style in ((MLE_MODEL, "--"), (DATA_COLUMN, ":")):
+            value = _number(columns.get(reference, {}).get(key))
+            if value is not None:
+                axis.axhline(scale * value, color="black", linestyle=style, linewidth=1,
+                             label=reference)
+        axis.set_xscale("log")
+        swept = sorted({c for line in lines.values() for c, _, _ in line})
+        axis.set_xticks(swept, [f"{c:g}" for c in swept])  # the grid's values, not 10^k
+        axis.minorticks_off()
+        axis.set(title=statistic.label + (" (%)" if scale != 1.0 else ""), xlabel="c")
+    for axis in axes.flat[len(panels):]:
+        axis.set_visible(False)
+    axes.flat[0].legend(fontsize="small")
+    fig.tight_layout()
+    return figure_uri(fig)
+
+
 def model_order(names) -> list[str]:
     """The report's columns among ``names``: the data, the MLE model, then the tuned models in
     the algorithm table's order (an algorithm's sweep points in the order given)."""
@@ -490,6 +551,13 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
         parts += ["<h2>Task reward against the prior</h2>",
                   f"<img alt='frontier' src='{frontier_image}'>",
                   f"<p>The same numbers: <code>{layout.FRONTIER_FILE}</code>.</p>"]
+    against_c_image = statistics_against_c_png(metrics, keys, statistic_info(domain, keys))
+    if against_c_image:
+        parts += ["<h2>Statistics against c</h2>",
+                  "<p>Each statistic of the table against the c each model was tuned with (mean "
+                  "± standard deviation over seeds); dashed: the MLE model, dotted: the "
+                  "data.</p>",
+                  f"<img alt='statistics against c' src='{against_c_image}'>"]
     objective = objective_table(metrics)
     if objective:
         parts += ["<h2>Nearest the common target: the KL-regularised reward</h2>",

@@ -340,6 +340,27 @@ def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
     assert "fewer seeds" not in text
 
 
+def test_each_statistic_is_drawn_against_c_with_its_spread_over_seeds(tmp_path):
+    metrics = seed_sweep_metrics()
+    # psi's r_T is 10 / c + seed: 20.5 at c = 0.5 and 5.5 at c = 2, sd sqrt(0.5) at both.
+    lines = report.against_c(metrics, "mean_task_reward")
+    assert list(lines) == ["q", "psi"]
+    assert [(c, mean) for c, mean, _ in lines["psi"]] == [(0.5, 20.5), (2, 5.5)]
+    assert all(sd == pytest.approx(0.5 ** 0.5) for _, _, sd in lines["psi"])
+    # A sweep over another key too: a line per algorithm and value of that key.
+    assert report.line_label("psi@c=4.0,gamma=0.9") == "psi (gamma=0.9)"
+    assert report.line_label("q@c=4.0") == "q" and report.line_label("mle") == "mle"
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    assert text.count("alt='statistics against c'") == 1
+    # One value of c per algorithm: nothing to draw against c.
+    for name in [n for n in metrics["seed_groups"] if n.endswith("c=2")]:
+        for model in metrics["seed_groups"].pop(name)["models"]:
+            del metrics["models"][model]
+    assert report.against_c(metrics, "mean_task_reward") == {}
+    assert report.statistics_against_c_png(metrics, ["mean_task_reward"], MELODY) is None
+
+
 def test_the_kl_regularised_reward_is_tabled_by_c_with_the_best_in_bold(tmp_path):
     metrics = seed_sweep_metrics()
     # At c = 0.5, q (2 steps): 20 + s - 0.5 * 2 * (2 + s / 10) = 18 + 0.9 s, mean 18.45 over
@@ -405,4 +426,4 @@ def test_no_matched_table_without_a_sweep(tmp_path):
     assert report.matched_columns(metrics) == (-1.5, {"q": "q"})
     text = report.write_report(tmp_path, metrics, {}, {},
                                domains.get_domain("melody", MelodyRewardConfig())).read_text()
-    assert "matched closeness" not in text
+    assert "matched closeness" not in text and "statistics against c" not in text
