@@ -257,9 +257,13 @@ def test_the_molecule_reports_outcomes_are_percentages_and_errors_counts(tmp_pat
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
-@pytest.mark.parametrize("kind", ["melody", "molecule"])
+@pytest.mark.parametrize("kind", ["melody", "molecule", "sweep"])
 def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path, kind):
-    path = synthetic_report(tmp_path) if kind == "melody" else synthetic_molecule_report(tmp_path)
+    if kind == "sweep":  # the frontier and the statistics against c
+        path = report.write_report(tmp_path, seed_sweep_metrics(), {}, {},
+                                   domains.get_domain("melody", MelodyRewardConfig()))
+    else:
+        path = (synthetic_report if kind == "melody" else synthetic_molecule_report)(tmp_path)
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text().replace("</body>", PROBE + "</body>"))
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -269,7 +273,7 @@ def test_report_renders_in_headless_chromium_with_no_missing_resource(tmp_path, 
     dom = subprocess.run(common + ["--dump-dom", probe.as_uri()], capture_output=True,
                          text=True, timeout=120).stdout
     expected = ("RESULT images=6 broken=0 audio=8 audio_errors=0" if kind == "melody" else
-                "RESULT images=2 broken=0 audio=0 audio_errors=0")
+                "RESULT images=2 broken=0 audio=0 audio_errors=0")  # molecule, sweep
     assert expected in dom
     shot = tmp_path / "report.png"
     subprocess.run(common + ["--window-size=1200,2000", f"--screenshot={shot}", path.as_uri()],
