@@ -345,25 +345,33 @@ def write_frontier_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
 
 
+def frontier_lines(rows: list[dict], x: str) -> dict[str, list[dict]]:
+    """The tuned rows of :func:`frontier_rows` that have a task reward and a value of ``x``,
+    a line (:func:`line_label`) for each algorithm and setting of the sweep's keys other than
+    c, in the order of ``x``: a sweep over c and gamma draws a line per gamma."""
+    lines: dict[str, list[dict]] = {}
+    for row in rows:
+        if (row["algorithm"] not in (DATA_COLUMN, MLE_MODEL)
+                and None not in (row["mean_task_reward"], row[x])):
+            lines.setdefault(line_label(row["model"]), []).append(row)
+    return {label: sorted(line, key=lambda r: r[x]) for label, line in lines.items()}
+
+
 def frontier_png(rows: list[dict]) -> str | None:
     """Task reward against closeness to the prior: against the mean log p(a|s) of the samples
-    (left) and the policy's KL from the prior per step (right), one line per algorithm through
-    its models (or groups over seeds, with error bars of one standard deviation); the MLE and
-    the data are reference points on the left."""
-    tuned = [r for r in rows if r["algorithm"] not in (DATA_COLUMN, MLE_MODEL)
-             and r["mean_task_reward"] is not None]
-    if not tuned:
+    (left) and the policy's KL from the prior per step (right), a line per algorithm (and
+    setting of the sweep's other keys) through its models (or groups over seeds, with error
+    bars of one standard deviation); the MLE and the data are reference points on the left."""
+    if not any(frontier_lines(rows, x) for x in ("mean_log_prior", KL_KEY)):
         return None
     fig, (prior_axis, kl_axis) = figure(1, 2, figsize=(12, 4.5), sharey=True)
     for x, x_sd, axis in (("mean_log_prior", "sd_log_prior", prior_axis),
                           (KL_KEY, f"sd_{KL_KEY}", kl_axis)):
-        for algorithm in dict.fromkeys(r["algorithm"] for r in tuned):
-            line = sorted((r for r in tuned if r["algorithm"] == algorithm and r[x] is not None),
-                          key=lambda r: r[x])
+        for label, line in frontier_lines(rows, x).items():
             axis.errorbar([r[x] for r in line], [r["mean_task_reward"] for r in line],
                           xerr=[r[x_sd] or 0.0 for r in line],
                           yerr=[r["sd_task_reward"] or 0.0 for r in line],
-                          marker="o", capsize=3, label=algorithm)
+                          marker="o", capsize=3, label=label)
     for row in rows:
         marker = {MLE_MODEL: "s", DATA_COLUMN: "*"}.get(row["model"])
         if marker and None not in (row["mean_log_prior"], row["mean_task_reward"]):

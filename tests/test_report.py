@@ -344,6 +344,22 @@ def test_the_frontier_has_a_row_per_column_and_is_drawn(tmp_path):
     assert "fewer seeds" not in text
 
 
+def test_a_sweep_over_c_and_another_key_draws_a_frontier_line_per_value_of_that_key():
+    rows = [{"model": "data", "algorithm": "data", "mean_task_reward": 1.0,
+             "mean_log_prior": -1.0, report.KL_KEY: None}]
+    for name, log_prior in (("psi@c=2,gamma=0.5", -1.4), ("psi@c=0.5,gamma=0.5", -1.9),
+                            ("psi@c=0.5,gamma=0.9", -2.1), ("q@c=0.5,gamma=0.9", None)):
+        rows.append({"model": name, "algorithm": name.split("@")[0], "mean_task_reward": 2.0,
+                     "mean_log_prior": log_prior, report.KL_KEY: 0.1})
+    lines = report.frontier_lines(rows, "mean_log_prior")
+    assert {label: [r["model"] for r in line] for label, line in lines.items()} == {
+        "psi (gamma=0.5)": ["psi@c=0.5,gamma=0.5", "psi@c=2,gamma=0.5"],  # in the order of x
+        "psi (gamma=0.9)": ["psi@c=0.5,gamma=0.9"]}
+    assert list(report.frontier_lines(rows, report.KL_KEY)) == [
+        "psi (gamma=0.5)", "psi (gamma=0.9)", "q (gamma=0.9)"]
+    assert report.frontier_png(rows[:1]) is None  # no tuned model: nothing to draw
+
+
 def test_each_statistic_is_drawn_against_c_with_its_spread_over_seeds(tmp_path):
     metrics = seed_sweep_metrics()
     # psi's r_T is 10 / c + seed: 20.5 at c = 0.5 and 5.5 at c = 2, sd sqrt(0.5) at both.
