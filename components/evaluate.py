@@ -10,18 +10,26 @@ policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not
 reported in metrics.json (``missing_models``) and the rest is evaluated. The ``data`` row is the
 same statistics on the eval split of the corpus (melodies cut into episode-length pieces; whole
 molecules), so every model is read against the data it learned from.
+
+A rerun keeps the rows that cannot have changed (``previous``, the last evaluation): a row whose
+model artifact, prior, data, evaluation settings and code are those it was scored under is
+copied with its samples instead of sampled and scored again, so a sweep that grew by a point
+scores that point alone. Sampling is seeded per model, so a kept row is the row a fresh run
+would compute.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import domains, layout, sequence_model, sweep, tfrecords
+from seqtutor import artifacts, domains, layout, plugins, sequence_model, sweep, tfrecords
 from seqtutor.config import MLE_MODEL
 from seqtutor.components import report
 from seqtutor.rl.policy import load_sampler
@@ -86,8 +94,63 @@ def closeness_to_prior(kl: np.ndarray, mask: np.ndarray, mean_task_reward: float
     return closeness
 
 
-def run(config, inputs: dict[str, Path], output: Path) -> dict:
-    """Evaluate every configured model into ``output``; returns a summary per model."""
+def score_keys(config, inputs: dict[str, Path], names: list[str]) -> dict[str, str]:
+    """What each row's scores depend on, hashed: the evaluation settings (every config key
+    but the model list and tune's, of which only the episode length is read), the model's
+    c, the fingerprints of the prior, the data and the tuned model, and the code. The data
+    row is keyed under ``data``."""
+    settings = config.model_dump(mode="json")
+    for key in ("name", "tune", "sweep"):
+        settings.pop(key, None)
+    settings["evaluate"].pop("models")
+    common = {"settings": settings, "episode_length": config.tune.episode_length,
+              "inputs": {stage: (artifacts.read_artifact(inputs[stage]) or {}).get("fingerprint")
+                         for stage in ("prepare_data", "pretrain")},
+              "code": artifacts.code_version(),
+              "domain_code": plugins.outside_code(plugins.domain_class(config.domain))}
+    c = tuned_c(config)
+    keys = {}
+    for name in [*names, DATA_ROW]:
+        tuned = (None if name in (MLE_MODEL, DATA_ROW) or inputs.get("tune") is None
+                 else artifacts.read_artifact(layout.tuned_dir(inputs["tune"], name)))
+        payload = {**common, "model": name, "c": c.get(name),
+                   "tuned": None if tuned is None else tuned.get("fingerprint")}
+        keys[name] = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str)
+                                    .encode()).hexdigest()
+    return keys
+
+
+def kept_rows(previous: Path | None, keys: dict[str, str], domain
+              ) -> dict[str, tuple[dict, dict, np.ndarray]]:
+    """The rows of the ``previous`` evaluation that still hold: {name: (statistics, details,
+    shown samples)} for each row whose key is unchanged and whose samples file is there.
+    Nothing (everything is scored again) when the previous artifact lacks or garbles a file."""
+    if previous is None or not layout.is_complete(previous):
+        return {}
+    previous = Path(previous)
+    try:
+        old_keys = json.loads((previous / layout.SCORE_KEYS_FILE).read_text())
+        metrics = json.loads((previous / layout.METRICS_FILE).read_text())
+        with np.load(previous / layout.SHOWN_SAMPLES_FILE) as shown_file:
+            shown = {name: shown_file[name] for name in shown_file.files}
+        rows, details = metrics["models"], metrics[domain.details_key]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.info("evaluate: scoring every model again (the last evaluation's scores are "
+                 "unreadable: %s)", error)
+        return {}
+    return {name: (rows[name], details[name], shown[name]) for name, key in keys.items()
+            if old_keys.get(name) == key and name in rows and name in details
+            and name in shown and sample_file(previous, name, domain).is_file()}
+
+
+def sample_file(evaluation: Path, name: str, domain) -> Path:
+    """A row's samples file in an evaluation's directory."""
+    return Path(evaluation) / layout.SAMPLES_DIR / f"{name}{domain.sample_suffix}"
+
+
+def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = None) -> dict:
+    """Evaluate every configured model into ``output``, keeping the rows of the ``previous``
+    evaluation that still hold; returns a summary per model."""
     options = config.evaluate
     output = Path(output)
     (output / layout.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
@@ -102,7 +165,23 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
 
         models, missing, samples, details = {}, [], {}, {}
         prior_weights = tuned_c(config)
+        keys = score_keys(config, inputs, model_names(config))
+        kept = kept_rows(previous, keys, domain)
+        if kept:
+            log.info("evaluate: keeping the scores of %d unchanged row%s of the last "
+                     "evaluation; scoring the rest", len(kept), "s" if len(kept) > 1 else "")
+
+        def keep(name: str) -> bool:
+            if name not in kept:
+                return False
+            shutil.copyfile(sample_file(previous, name, domain),
+                            sample_file(output, name, domain))
+            models[name], details[name], samples[name] = kept[name]
+            return True
+
         for name in model_names(config):
+            if keep(name):
+                continue
             sampler = load_sampler(inputs["pretrain"], inputs.get("tune"), name)
             if sampler is None:
                 log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG "
@@ -122,16 +201,18 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                      models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 
-        # The data row: eval-split sequences, scored under the prior like a model's samples.
-        compositions, observations, actions = domain.data_episodes(
-            tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length, options.num_samples)
-        data_log_prior = sequence_model.log_prior_of_episodes(
-            sequence_model.load_model(Path(inputs["pretrain"])), observations, actions,
-            domain.step_mask(actions).sum(axis=1), options.batch_size)
-        domain.write_samples(output / layout.SAMPLES_DIR / DATA_ROW, compositions)
-        spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
-        samples[DATA_ROW] = compositions[np.unique(spread)]
-        models[DATA_ROW], details[DATA_ROW] = domain.evaluate(compositions, data_log_prior)
+        if not keep(DATA_ROW):
+            # The data row: eval-split sequences, scored under the prior like samples.
+            compositions, observations, actions = domain.data_episodes(
+                tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length,
+                options.num_samples)
+            data_log_prior = sequence_model.log_prior_of_episodes(
+                sequence_model.load_model(Path(inputs["pretrain"])), observations, actions,
+                domain.step_mask(actions).sum(axis=1), options.batch_size)
+            domain.write_samples(output / layout.SAMPLES_DIR / DATA_ROW, compositions)
+            spread = np.linspace(0, len(compositions) - 1, SHOWN_SAMPLES).astype(int)  # apart
+            samples[DATA_ROW] = compositions[np.unique(spread)]
+            models[DATA_ROW], details[DATA_ROW] = domain.evaluate(compositions, data_log_prior)
 
         tuned = [name for name in options.models if name != MLE_MODEL]
         metrics = {"domain": config.domain, "num_samples": options.num_samples, "models": models,
@@ -139,10 +220,13 @@ def run(config, inputs: dict[str, Path], output: Path) -> dict:
                    "seed_groups": over_seeds(models, sweep.seed_groups(tuned, config.points())),
                    **domain.metrics_extras()}
         (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
+        (output / layout.SCORE_KEYS_FILE).write_text(
+            json.dumps({name: keys[name] for name in models}, indent=1) + "\n")
+        np.savez_compressed(output / layout.SHOWN_SAMPLES_FILE, **samples)
         report_path = report.write_report(output, metrics, samples,
                                           report.read_curves(inputs.get("tune"), models),
                                           domain)
         log.debug("evaluate: wrote %s", report_path.name)  # `seqtutor run` prints its path
-        return {"models": sorted(models), "missing_models": missing,
+        return {"models": sorted(models), "missing_models": missing, "kept_rows": len(kept),
                 **{f"{name}_mean_task_reward": round(m["mean_task_reward"], 3)
                    for name, m in models.items()}}

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rerun this stage and every later one")
     run.add_argument("--force", action="store_true",
                      help="rerun every stage from scratch (a finished pretraining whose max_steps "
-                          "grew is otherwise continued)")
+                          "grew is otherwise continued, and evaluate keeps its unchanged rows)")
     _max_points(run)
 
     prepare = commands.add_parser("prepare-data", help="the Beam job: corpus -> TFRecords")
@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--parallelism", type=int, default=0,
                           help="tune tasks at once (0: as many as the platform allows)")
 
-    evaluate = commands.add_parser("evaluate", help="sample every model, rule statistics")
+    evaluate = commands.add_parser(
+        "evaluate", help="sample every model, rule statistics (keeps the unchanged rows of the "
+                         "last evaluation)")
     _common(evaluate)
 
     generate = commands.add_parser("generate", help="write samples of one model")

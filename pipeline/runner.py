@@ -35,6 +35,9 @@ class Stage:
     # values of, as a TF Estimator continues to a larger ``max_steps``: when nothing else
     # changed, the stage is called with ``previous=<the finished artifact>``.
     extendable_keys: tuple[str, ...] = ()
+    # Whether the stage is called with ``previous=<its finished artifact>`` whenever one exists,
+    # to keep what still holds of it (evaluate: the rows whose model and settings are unchanged).
+    keeps_from_previous: bool = False
 
     @property
     def command(self) -> str:
@@ -95,7 +98,7 @@ STAGES: tuple[Stage, ...] = (
           variant_key="algorithms", extendable_keys=("num_steps",)),
     Stage("evaluate", ("prepare_data", "pretrain"), "seqtutor.components.evaluate",
           reads=("domain", "seed", "evaluate", "reward", "tune.episode_length"),
-          optional_inputs=("tune",)),
+          optional_inputs=("tune",), keeps_from_previous=True),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
@@ -144,6 +147,8 @@ def summary_text(name: str, summary: dict[str, Any]) -> str:
         if models:
             parts.append(f"{len(models)} model{'s' if len(models) > 1 else ''}"
                          + (" and the data" if "data" in summary["models"] else ""))
+        if summary.get("kept_rows"):
+            parts.append(f"{summary['kept_rows']} kept from the last evaluation")
         if summary.get("missing_models"):
             parts.append(f"missing {', '.join(summary['missing_models'])}")
     return ", ".join(parts)
@@ -196,7 +201,8 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     """Run one stage (one variant of it) unless an artifact with the same fingerprint exists.
 
     ``force`` reruns it even then. With ``extend``, a finished artifact whose config differs only
-    by larger ``extendable_keys`` is continued instead of trained again from scratch. With
+    by larger ``extendable_keys`` is continued instead of trained again from scratch, and a
+    stage that ``keeps_from_previous`` keeps what still holds of its finished artifact. With
     ``keep_finished``, a finished artifact of the same config keys and inputs is kept even when
     another code version made it (a long sweep run across code changes), ``force`` or not.
 
@@ -233,7 +239,8 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     log.info("%s: running -> %s", label, output)
     started = time.perf_counter()
     kwargs = {} if variant is None else {"variant": variant}
-    if extend and existing is not None and _extends(spec, existing, section, input_fingerprints):
+    if extend and existing is not None and (
+            spec.keeps_from_previous or _extends(spec, existing, section, input_fingerprints)):
         kwargs["previous"] = output
     try:
         with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,

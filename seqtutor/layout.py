@@ -30,6 +30,8 @@ TUNE_SUMMARY_FILE = "tune.json"       # tune: steps and the first and last curve
 SAMPLES_DIR = "samples"               # <model>.npz (melody) or <model>.smi (molecule)
 REPORT_FILE = "report.html"
 FRONTIER_FILE = "frontier.csv"        # the report's frontier: r_T and log p per model or group
+SCORE_KEYS_FILE = "score_keys.json"   # what each row was scored under: a later run keeps
+SHOWN_SAMPLES_FILE = "shown.npz"      # the unchanged rows, with their shown samples
 
 
 def stage_dir(workdir: str | Path, stage: str, variant: str | None = None) -> Path:

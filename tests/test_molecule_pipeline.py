@@ -67,6 +67,18 @@ def test_samples_are_smi_files_and_the_report_draws_molecules(molecule_run):
     assert html.count("alt='molecules of") == 3 and "paper Psi" in html
 
 
+def test_a_rerun_of_the_evaluation_keeps_its_unchanged_rows(molecule_run, tmp_path):
+    workdir, config, metrics = molecule_run
+    inputs = {stage: workdir / stage for stage in ("prepare_data", "pretrain", "tune")}
+    summary = evaluate.run(config, inputs, tmp_path, previous=workdir / "evaluate")
+    assert summary["kept_rows"] == 3  # mle, psi and the data: nothing sampled or scored
+    assert json.loads((tmp_path / layout.METRICS_FILE).read_text()) == metrics
+    for name in ("mle", "psi", "data"):
+        assert ((tmp_path / "samples" / f"{name}.smi").read_text()
+                == (workdir / "evaluate" / "samples" / f"{name}.smi").read_text())
+    assert (tmp_path / "report.html").read_text().count("alt='molecules of") == 3
+
+
 def test_generate_writes_a_smiles_file(molecule_run, tmp_path):
     workdir, config, _ = molecule_run
     paths = generate.generate(config, workdir, "psi", 50, tmp_path)

@@ -206,3 +206,22 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     # The frontier's other axis: the MLE model is the prior (KL 0); a tuned policy has moved.
     assert abs(metrics["models"]["mle"]["kl_per_token"]) < 1e-4
     assert all(metrics["models"][name]["kl_per_token"] > 0 for name in wider.tune_variants())
+
+    # The widest sweep's evaluation samples and scores its two new points, and one row whose
+    # samples file went missing, and keeps the other rows; those are the rows a run from
+    # scratch computes.
+    widest = sweep_config(widest_sweep)
+    (result.path / layout.SAMPLES_DIR / "psi@c=1.0,seed=1.npz").unlink()
+    grown = runner.run_stage(widest, "evaluate", workdir)
+    assert grown.summary["kept_rows"] == 7  # data, mle and 5 of the 6 tuned points
+    kept = json.loads((grown.path / "metrics.json").read_text())
+    assert {name: kept["models"][name] for name in metrics["models"]} == metrics["models"]
+    scratch = runner.run_stage(widest, "evaluate", workdir, force=True, extend=False)
+    assert scratch.summary["kept_rows"] == 0
+    assert json.loads((scratch.path / "metrics.json").read_text()) == kept
+    assert sorted(p.name for p in (scratch.path / layout.SAMPLES_DIR).iterdir()) == sorted(
+        f"{name}.npz" for name in kept["models"])
+    # Another evaluation setting: every row is scored again.
+    resampled = config_lib.load_config(
+        SMOKE, TINY_TUNE + [("sweep", widest_sweep), ("evaluate.temperature", 0.9)])
+    assert runner.run_stage(resampled, "evaluate", workdir).summary["kept_rows"] == 0
