@@ -21,6 +21,7 @@ would compute.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import shutil
@@ -95,29 +96,40 @@ def closeness_to_prior(kl: np.ndarray, mask: np.ndarray, mean_task_reward: float
 
 
 def score_keys(config, inputs: dict[str, Path], names: list[str]) -> dict[str, str]:
-    """What each row's scores depend on, hashed: the evaluation settings (every config key
-    but the model list and tune's, of which only the episode length is read), the model's
-    c, the fingerprints of the prior, the data and the tuned model, and the code. The data
-    row is keyed under ``data``."""
-    settings = config.model_dump(mode="json")
-    for key in ("name", "tune", "sweep"):
-        settings.pop(key, None)
+    """What each row's scores depend on, hashed: the settings evaluate reads (the domain, the
+    seed, the reward, the evaluate section but its model list, tune's episode length), the
+    model's c and algorithm, the records of the data, the prior and the tuned model (a model
+    retrained under the same settings is a new record), the code, the libraries and the
+    devices. The data row is keyed under ``data``."""
+    dumped = config.model_dump(mode="json")
+    settings = {key: dumped[key] for key in ("domain", "seed", "reward", "evaluate")}
     settings["evaluate"].pop("models")
     common = {"settings": settings, "episode_length": config.tune.episode_length,
-              "inputs": {stage: (artifacts.read_artifact(inputs[stage]) or {}).get("fingerprint")
+              "inputs": {stage: artifacts.record_digest(inputs[stage])
                          for stage in ("prepare_data", "pretrain")},
               "code": artifacts.code_version(),
-              "domain_code": plugins.outside_code(plugins.domain_class(config.domain))}
+              "domain_code": plugins.outside_code(plugins.domain_class(config.domain)),
+              "libraries": {name: _version(name) for name in ("tensorflow", "numpy", "rdkit")},
+              "devices": sorted({d.device_type for d in tf.config.list_physical_devices()})}
     c = tuned_c(config)
     keys = {}
     for name in [*names, DATA_ROW]:
-        tuned = (None if name in (MLE_MODEL, DATA_ROW) or inputs.get("tune") is None
-                 else artifacts.read_artifact(layout.tuned_dir(inputs["tune"], name)))
+        tuned = name not in (MLE_MODEL, DATA_ROW)
         payload = {**common, "model": name, "c": c.get(name),
-                   "tuned": None if tuned is None else tuned.get("fingerprint")}
+                   "algorithm": (plugins.describe_algorithm(sweep.algorithm_of(name))
+                                 if tuned else None),
+                   "tuned": (artifacts.record_digest(layout.tuned_dir(inputs["tune"], name))
+                             if tuned and inputs.get("tune") is not None else None)}
         keys[name] = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str)
                                     .encode()).hexdigest()
     return keys
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def kept_rows(previous: Path | None, keys: dict[str, str], domain
@@ -134,13 +146,14 @@ def kept_rows(previous: Path | None, keys: dict[str, str], domain
         with np.load(previous / layout.SHOWN_SAMPLES_FILE) as shown_file:
             shown = {name: shown_file[name] for name in shown_file.files}
         rows, details = metrics["models"], metrics[domain.details_key]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        log.info("evaluate: scoring every model again (the last evaluation's scores are "
-                 "unreadable: %s)", error)
+        return {name: (rows[name], details[name], shown[name]) for name, key in keys.items()
+                if old_keys.get(name) == key and isinstance(rows.get(name), dict)
+                and name in details and name in shown
+                and sample_file(previous, name, domain).is_file()}
+    except Exception as error:  # noqa: BLE001 - any damage: score every row again, never fail
+        log.warning("evaluate: scoring every model again (the last evaluation's scores are "
+                    "unreadable: %s: %s)", type(error).__name__, error)
         return {}
-    return {name: (rows[name], details[name], shown[name]) for name, key in keys.items()
-            if old_keys.get(name) == key and name in rows and name in details
-            and name in shown and sample_file(previous, name, domain).is_file()}
 
 
 def sample_file(evaluation: Path, name: str, domain) -> Path:

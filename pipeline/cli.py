@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="sample every model, rule statistics (keeps the unchanged rows of the "
                          "last evaluation)")
     _common(evaluate)
+    evaluate.add_argument("--rescore", action="store_true",
+                          help="sample and score every model again, keeping no row of the "
+                               "last evaluation")
 
     generate = commands.add_parser("generate", help="write samples of one model")
     _common(generate)
@@ -204,6 +207,9 @@ def _command(args) -> int:
             results = [runner.run_stage(config, "tune", workdir, force=True, variant=variant,
                                         keep_finished=args.keep_finished)
                        for variant in config.tune_variants()]
+        elif args.command == "evaluate":
+            results = [runner.run_stage(config, "evaluate", workdir, force=True,
+                                        extend=not args.rescore)]
         else:
             results = [runner.run_stage(config, args.command.replace("-", "_"), workdir,
                                         force=True)]

@@ -115,6 +115,16 @@ def read_artifact(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def record_digest(path: Path) -> str | None:
+    """A digest of a complete artifact's whole record, its creation time included: unlike its
+    fingerprint, it changes whenever the artifact is made again (a retrained model of
+    unchanged settings). None without a record."""
+    try:
+        return hashlib.sha256((Path(path) / layout.ARTIFACT_FILE).read_bytes()).hexdigest()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def require_artifact(path: Path, stage: str, command: str) -> dict[str, Any]:
     """artifact.json of an input, or MissingArtifactError naming the command to run first."""
     record = read_artifact(path)

@@ -105,3 +105,43 @@ def test_bad_evaluate_settings_are_config_errors():
         small_config(("evaluate.num_samples", 0))
     with pytest.raises(config_lib.ConfigError, match=r"evaluate\.models"):
         small_config(("evaluate.models", ["mle", "bach"]))
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated_shown", "empty_shown", "keys_not_a_dict",
+                                    "missing_samples_file"])
+def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, caplog):
+    class Domain:  # what kept_rows reads of a domain
+        details_key, sample_suffix = "details", ".npz"
+
+    previous = tmp_path / "evaluate"
+    (previous / layout.SAMPLES_DIR).mkdir(parents=True)
+    (previous / layout.ARTIFACT_FILE).write_text("{}")
+    keys = {"mle": "k1", "psi@c=1.0,seed=0": "k2", "data": "k3"}
+    (previous / layout.SCORE_KEYS_FILE).write_text(json.dumps({**keys, "data": "old"}))
+    (previous / layout.METRICS_FILE).write_text(json.dumps({
+        "models": {name: {"valid": 0.5} for name in keys},
+        "details": {name: {} for name in keys}}))
+    np.savez_compressed(previous / layout.SHOWN_SAMPLES_FILE,
+                        **{name: np.arange(6).reshape(2, 3) for name in keys})
+    for name in keys:
+        np.savez_compressed(previous / layout.SAMPLES_DIR / f"{name}.npz", tokens=np.zeros(2))
+    shown = previous / layout.SHOWN_SAMPLES_FILE
+    if damage == "truncated_shown":
+        shown.write_bytes(shown.read_bytes()[:40])
+    elif damage == "empty_shown":
+        shown.write_bytes(b"")
+    elif damage == "keys_not_a_dict":
+        (previous / layout.SCORE_KEYS_FILE).write_text("[1, 2]")
+    elif damage == "missing_samples_file":
+        (previous / layout.SAMPLES_DIR / "mle.npz").unlink()
+
+    kept = evaluate.kept_rows(previous, keys, Domain())
+    expected = {"none": ["mle", "psi@c=1.0,seed=0"], "missing_samples_file": ["psi@c=1.0,seed=0"]}
+    # The data row's key changed: it is scored again. Damage: every row is scored again.
+    assert sorted(kept) == expected.get(damage, [])
+    if damage in expected:
+        stats, details, samples = kept["psi@c=1.0,seed=0"]
+        assert stats == {"valid": 0.5} and details == {} and samples.shape == (2, 3)
+    else:
+        assert "scoring every model again" in caplog.text
+    assert evaluate.kept_rows(None, keys, Domain()) == {}

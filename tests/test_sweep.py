@@ -216,11 +216,19 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     assert grown.summary["kept_rows"] == 7  # data, mle and 5 of the 6 tuned points
     kept = json.loads((grown.path / "metrics.json").read_text())
     assert {name: kept["models"][name] for name in metrics["models"]} == metrics["models"]
-    scratch = runner.run_stage(widest, "evaluate", workdir, force=True, extend=False)
-    assert scratch.summary["kept_rows"] == 0
-    assert json.loads((scratch.path / "metrics.json").read_text()) == kept
-    assert sorted(p.name for p in (scratch.path / layout.SAMPLES_DIR).iterdir()) == sorted(
+    assert cli.main(["evaluate", SMOKE, "--workdir", str(workdir), "--rescore",
+                     *[arg for value in sets for arg in ("--set", value)]]) == 0
+    scratch = workdir / "evaluate"
+    assert json.loads((scratch / "artifact.json").read_text())["summary"]["kept_rows"] == 0
+    assert json.loads((scratch / "metrics.json").read_text()) == kept
+    assert sorted(p.name for p in (scratch / layout.SAMPLES_DIR).iterdir()) == sorted(
         f"{name}.npz" for name in kept["models"])
+    # A model made again under the same settings (a rerun of `seqtutor tune`) is a new model.
+    retuned = layout.tuned_dir(workdir / "tune", "psi@c=2.0,seed=0") / "artifact.json"
+    record = json.loads(retuned.read_text())
+    retuned.write_text(json.dumps({**record, "created": "2031-01-01T00:00:00+00:00"}))
+    rerun = runner.run_stage(widest, "evaluate", workdir, force=True)  # `seqtutor evaluate`
+    assert rerun.summary["kept_rows"] == 9
     # Another evaluation setting: every row is scored again.
     resampled = config_lib.load_config(
         SMOKE, TINY_TUNE + [("sweep", widest_sweep), ("evaluate.temperature", 0.9)])
