@@ -140,6 +140,10 @@ def kept_rows(previous: Path | None, keys: dict[str, str], domain
     if previous is None or not layout.is_complete(previous):
         return {}
     previous = Path(previous)
+    if not (previous / layout.SCORE_KEYS_FILE).is_file():
+        log.info("evaluate: the last evaluation records no score keys (an older version made "
+                 "it); scoring every model")
+        return {}
     try:
         old_keys = json.loads((previous / layout.SCORE_KEYS_FILE).read_text())
         metrics = json.loads((previous / layout.METRICS_FILE).read_text())

@@ -108,7 +108,7 @@ def test_bad_evaluate_settings_are_config_errors():
 
 
 @pytest.mark.parametrize("damage", ["none", "truncated_shown", "empty_shown", "keys_not_a_dict",
-                                    "missing_samples_file"])
+                                    "missing_samples_file", "an_older_version_made_it"])
 def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, caplog):
     class Domain:  # what kept_rows reads of a domain
         details_key, sample_suffix = "details", ".npz"
@@ -134,6 +134,8 @@ def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, ca
         (previous / layout.SCORE_KEYS_FILE).write_text("[1, 2]")
     elif damage == "missing_samples_file":
         (previous / layout.SAMPLES_DIR / "mle.npz").unlink()
+    elif damage == "an_older_version_made_it":
+        (previous / layout.SCORE_KEYS_FILE).unlink()
 
     kept = evaluate.kept_rows(previous, keys, Domain())
     expected = {"none": ["mle", "psi@c=1.0,seed=0"], "missing_samples_file": ["psi@c=1.0,seed=0"]}
@@ -142,6 +144,8 @@ def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, ca
     if damage in expected:
         stats, details, samples = kept["psi@c=1.0,seed=0"]
         assert stats == {"valid": 0.5} and details == {} and samples.shape == (2, 3)
+    elif damage == "an_older_version_made_it":  # expected, not damage: no warning
+        assert "WARNING" not in caplog.text
     else:
         assert "scoring every model again" in caplog.text
     assert evaluate.kept_rows(None, keys, Domain()) == {}
