@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from seqtutor import artifacts, domains, layout, plugins, sequence_model, sweep, tfrecords
-from seqtutor.config import MLE_MODEL
+from seqtutor.config import EVALUATE_READS, MLE_MODEL
 from seqtutor.components import report
 from seqtutor.rl.policy import load_sampler
 
@@ -96,15 +96,14 @@ def closeness_to_prior(kl: np.ndarray, mask: np.ndarray, mean_task_reward: float
 
 
 def score_keys(config, inputs: dict[str, Path], names: list[str]) -> dict[str, str]:
-    """What each row's scores depend on, hashed: the settings evaluate reads (the domain, the
-    seed, the reward, the evaluate section but its model list, tune's episode length), the
-    model's c and algorithm, the records of the data, the prior and the tuned model (a model
-    retrained under the same settings is a new record), the code, the libraries and the
-    devices. The data row is keyed under ``data``."""
-    dumped = config.model_dump(mode="json")
-    settings = {key: dumped[key] for key in ("domain", "seed", "reward", "evaluate")}
-    settings["evaluate"].pop("models")
-    common = {"settings": settings, "episode_length": config.tune.episode_length,
+    """What each row's scores depend on, hashed: the settings evaluate reads
+    (``EVALUATE_READS``, but the evaluate section's model list), the model's c and algorithm,
+    the records of the data, the prior and the tuned model (a model retrained under the same
+    settings is a new record), the code, the libraries and the devices. The data row is keyed
+    under ``data``."""
+    settings = {key: config.value(key) for key in EVALUATE_READS}
+    settings["evaluate"].pop("models")  # another model's presence does not change a row
+    common = {"settings": settings,
               "inputs": {stage: artifacts.record_digest(inputs[stage])
                          for stage in ("prepare_data", "pretrain")},
               "code": artifacts.code_version(),

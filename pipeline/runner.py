@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seqtutor import artifacts, console, layout, plugins, sweep
-from seqtutor.config import Config
+from seqtutor.config import EVALUATE_READS, Config
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ STAGES: tuple[Stage, ...] = (
           reads=("domain", "seed", "tune", "reward"), resumable=True,
           variant_key="algorithms", extendable_keys=("num_steps",)),
     Stage("evaluate", ("prepare_data", "pretrain"), "seqtutor.components.evaluate",
-          reads=("domain", "seed", "evaluate", "reward", "tune.episode_length"),
+          reads=EVALUATE_READS,
           optional_inputs=("tune",), keeps_from_previous=True),
 )
 STAGE_NAMES = tuple(stage.name for stage in STAGES)

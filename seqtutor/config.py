@@ -250,6 +250,9 @@ class TuneConfig(Options):
 
 
 MLE_MODEL = "mle"  # the pretrained model, evaluated beside the tuned ones
+# The settings the evaluate stage reads (dotted for one value of another section): its
+# fingerprint in the runner and the key of each row it scores (a rerun keeps unchanged rows).
+EVALUATE_READS = ("domain", "seed", "evaluate", "reward", "tune.episode_length")
 # Tune keys every algorithm of a config shares (tune.per_algorithm may not set them): the c
 # axis of the sweep, frontier and report, the list itself, and what evaluate reads.
 SHARED_TUNE_KEYS = ("c", "algorithms", "episode_length", "per_algorithm")
