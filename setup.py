@@ -50,6 +50,8 @@ setup(
     package_data=PACKAGE_DATA,
     install_requires=INSTALL_REQUIRES,
     # docker: kfp.local's DockerRunner, for the opt-in image test (SEQTUTOR_IMAGE_TEST=1).
-    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "docker==7.2.0"]},
+    # gcp: Beam's Dataflow runner and its gs:// file system (prepare_data inputs on GCS).
+    extras_require={"test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "docker==7.2.0"],
+                    "gcp": ["apache-beam[gcp,tfrecord]==2.77.0"]},
     entry_points={"console_scripts": ["seqtutor=seqtutor.pipeline.cli:main"]},
 )

@@ -15,11 +15,12 @@ from seqtutor import artifacts, config as config_lib, console, sweep
 from seqtutor.pipeline import runner
 from seqtutor.rl import algorithms as rl_algorithms
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, workdir: bool = True) -> None:
     parser.add_argument("config", help="a YAML config file, or a built-in config's name: "
                         f"{', '.join(config_lib.builtin_configs())}")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="artifact directory (default: runs/<config name>/)")
+    if workdir:  # compile writes no artifact: its pipeline runs write under pipeline_root
+        parser.add_argument("--workdir", type=Path, default=None,
+                            help="artifact directory (default: runs/<config name>/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override one config value (repeatable)")
 
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _max_points(tune)
 
     compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
-    _common(compile_)
+    _common(compile_, workdir=False)
     compile_.add_argument("--output", type=Path, required=True, help="pipeline spec YAML")
     compile_.add_argument("--image", default="seqtutor:latest",
                           help="the container image of prepare_data and evaluate (the "
@@ -166,7 +167,7 @@ def _command(args) -> int:
         return 2
     try:
         config = _load(args)
-        workdir = args.workdir or runner.default_workdir(config)
+        workdir = getattr(args, "workdir", None) or runner.default_workdir(config)
         if args.command == "run":
             results = runner.run_pipeline(config, workdir, only=args.only,
                                           from_stage=args.from_stage, force=args.force,

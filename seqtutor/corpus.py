@@ -2,16 +2,21 @@
 
 Inputs are listed in the driver, before any Beam work, so that a missing path fails at once; the
 train/eval split is a hash of each sequence's group (its source's content, or the sequence
-itself), so it does not depend on where files lie.
+itself), so it does not depend on where files lie. A path with a scheme (``gs://``, ``s3://``)
+is listed and read through Beam's FileSystems, so that a job on Dataflow reads its inputs where
+they lie; a local path through the local file system, as before.
 """
 
 from __future__ import annotations
 
 import collections
 import glob
+import gzip
 import hashlib
+import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,26 +60,62 @@ def sequence_key(tokens: Sequence[Any]) -> str:
     return "\x1f".join(str(token) for token in tokens)
 
 
+def is_remote(path: str) -> bool:
+    """Whether ``path`` names a file system by its scheme (``gs://bucket/x``)."""
+    return re.match(r"[a-zA-Z][-a-zA-Z0-9+.]*://", path) is not None
+
+
 def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:
     """Expand directories (searched recursively for names ending in ``suffixes``, any case) and
-    globs (every file they match) into a sorted list of absolute paths.
+    globs (every file they match) into a sorted list of absolute paths. A pattern with a scheme
+    is matched by Beam's FileSystems: a glob as that file system matches it (``**`` crosses
+    ``/``), and one ending in ``/`` as a directory, searched recursively.
 
     Raises:
       InputNotFoundError: a pattern matches nothing, naming the pattern.
     """
     files: set[str] = set()
     for pattern in patterns:
-        path = Path(pattern).expanduser()
-        if path.is_dir():
-            matches = [str(p) for p in path.rglob("*")
+        if is_remote(pattern):
+            matches = _match_remote(pattern, suffixes)
+        elif (path := Path(pattern).expanduser()).is_dir():
+            matches = [os.path.abspath(p) for p in path.rglob("*")
                        if p.is_file() and p.name.lower().endswith(tuple(suffixes))]
         else:
-            matches = [m for m in glob.glob(os.path.expanduser(pattern), recursive=True)
+            matches = [os.path.abspath(m)
+                       for m in glob.glob(os.path.expanduser(pattern), recursive=True)
                        if os.path.isfile(m)]
         if not matches:
             raise InputNotFoundError(f"input {pattern!r} matches no file")
-        files.update(os.path.abspath(m) for m in matches)
+        files.update(matches)
     return sorted(files)
+
+
+def _match_remote(pattern: str, suffixes: Sequence[str]) -> list[str]:
+    from apache_beam.io.filesystem import BeamIOError
+    from apache_beam.io.filesystems import FileSystems
+
+    directory = pattern.endswith("/")
+    try:
+        [result] = FileSystems.match([pattern + "**" if directory else pattern])
+    except (BeamIOError, ValueError) as error:  # no such bucket, no file system for the scheme
+        raise InputNotFoundError(f"input {pattern!r}: {error}") from None
+    paths = [metadata.path for metadata in result.metadata_list]
+    if directory:
+        paths = [path for path in paths if path.lower().endswith(tuple(suffixes))]
+    return paths
+
+
+def open_input(path: str) -> io.TextIOBase:
+    """An input file as UTF-8 text, local or remote, gunzipped when its name ends in .gz."""
+    if not is_remote(path):
+        return gzip.open(path, "rt") if path.endswith(".gz") else open(path, encoding="utf-8")
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return io.TextIOWrapper(gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw,
+                            encoding="utf-8")
 
 
 def hash_fraction(text: str) -> float:

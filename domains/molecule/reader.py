@@ -15,7 +15,6 @@ file without the SMILES column, fails at once.
 from __future__ import annotations
 
 import csv
-import gzip
 import importlib.util
 import logging
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import NamedTuple
 import apache_beam as beam
 
 from seqtutor.corpus import (CorpusSequence, DroppedInput, InputNotFoundError, hash_fraction,
-                             list_input_files)
+                             list_input_files, open_input)
 from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
@@ -80,17 +79,13 @@ def moses_train_file() -> str:
     return str(path)
 
 
-def _open_text(path: str):
-    return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
-
-
 def is_csv(path: str) -> bool:
     return path.lower().endswith((".csv", ".csv.gz"))
 
 
 def csv_column_index(path: str, column: str) -> int:
     """The index of ``column`` in a CSV file's header; raises ValueError naming the file."""
-    with _open_text(path) as handle:
+    with open_input(path) as handle:
         header = next(csv.reader([handle.readline()]), [])
     if column not in header:
         raise ValueError(f"{path}: no column {column!r} in the header {header[:10]} "
@@ -99,7 +94,7 @@ def csv_column_index(path: str, column: str) -> int:
 
 
 def count_lines(path: str, skip_header: bool) -> int:
-    with _open_text(path) as handle:
+    with open_input(path) as handle:
         return sum(1 for _ in handle) - int(skip_header)
 
 
@@ -128,7 +123,7 @@ def _line_batches(file: SmilesFile):
     """(path, column, lines) for batches of the data lines of ``file`` that the sample keeps
     (plain tuples: Beam encodes them fast)."""
     batch = []
-    with _open_text(file.source) as handle:
+    with open_input(file.source) as handle:
         if file.column is not None:
             next(handle, None)
         for line in handle:
