@@ -69,7 +69,7 @@ def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[s
     """Expand directories (searched recursively for names ending in ``suffixes``, any case) and
     globs (every file they match) into a sorted list of absolute paths. A pattern with a scheme
     is matched by Beam's FileSystems: a glob as that file system matches it (``**`` crosses
-    ``/``), and one ending in ``/`` as a directory, searched recursively.
+    ``/``), and one ending in ``/``, or a plain name that is no file, as a directory.
 
     Raises:
       InputNotFoundError: a pattern matches nothing, naming the pattern.
@@ -95,15 +95,22 @@ def _match_remote(pattern: str, suffixes: Sequence[str]) -> list[str]:
     from apache_beam.io.filesystem import BeamIOError
     from apache_beam.io.filesystems import FileSystems
 
-    directory = pattern.endswith("/")
-    try:
-        [result] = FileSystems.match([pattern + "**" if directory else pattern])
-    except (BeamIOError, ValueError) as error:  # no such bucket, no file system for the scheme
-        raise InputNotFoundError(f"input {pattern!r}: {error}") from None
-    paths = [metadata.path for metadata in result.metadata_list]
-    if directory:
-        paths = [path for path in paths if path.lower().endswith(tuple(suffixes))]
-    return paths
+    def match(glob_pattern: str) -> list[str]:
+        try:
+            [result] = FileSystems.match([glob_pattern])
+        except (BeamIOError, ValueError) as error:  # no such bucket, no file system for it
+            raise InputNotFoundError(f"input {pattern!r}: {error}") from None
+        return [metadata.path for metadata in result.metadata_list]
+
+    def in_directory(directory: str) -> list[str]:
+        return [path for path in match(directory + "**")
+                if path.lower().endswith(tuple(suffixes))]
+
+    if pattern.endswith("/"):
+        return in_directory(pattern)
+    # An object store has no directories: a plain name that is no object is read as one.
+    return match(pattern) or ([] if any(c in pattern for c in "*?[")
+                              else in_directory(pattern + "/"))
 
 
 def open_input(path: str) -> io.TextIOBase:

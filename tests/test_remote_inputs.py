@@ -36,12 +36,15 @@ def test_listing_a_remote_store_by_directory_and_by_glob():
     every = ["memstore://listing/midi/a.mid", "memstore://listing/midi/deep/b.MID"]
     # A directory is searched recursively for the domain's suffixes, as on local disk.
     assert corpus.list_input_files(["memstore://listing/midi/"], (".mid",)) == every
+    assert corpus.list_input_files(["memstore://listing/midi"], (".mid",)) == every
+    assert corpus.list_input_files(["memstore://listing/midi/a.mid"], (".mid",)) == every[:1]
     # A glob is matched as the store matches it: ** crosses /, * does not.
     assert corpus.list_input_files(["memstore://listing/midi/**.mid"], (".mid",)) == every[:1]
     assert corpus.list_input_files(["memstore://listing/midi/*"], (".mid",)) == [
         "memstore://listing/midi/a.mid", "memstore://listing/midi/notes.txt"]
-    with pytest.raises(corpus.InputNotFoundError, match="memstore://listing/none/"):
-        corpus.list_input_files(["memstore://listing/none/"], (".mid",))
+    for missing in ("memstore://listing/none/", "memstore://listing/none", "memstore://listing/x*"):
+        with pytest.raises(corpus.InputNotFoundError, match=missing.replace("*", r"\*")):
+            corpus.list_input_files([missing], (".mid",))
     # A scheme no installed file system serves: named, not a traceback from Beam.
     with pytest.raises(corpus.InputNotFoundError, match="nosuchfs://bucket/x.mid"):
         corpus.list_input_files(["nosuchfs://bucket/x.mid"], (".mid",))
