@@ -4,7 +4,7 @@ Inputs are listed in the driver, before any Beam work, so that a missing path fa
 train/eval split is a hash of each sequence's group (its source's content, or the sequence
 itself), so it does not depend on where files lie. A path with a scheme (``gs://``, ``s3://``)
 is listed and read through Beam's FileSystems, so that a job on Dataflow reads its inputs where
-they lie; a local path through the local file system, as before.
+they lie; a local path through the local file system.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -61,8 +60,10 @@ def sequence_key(tokens: Sequence[Any]) -> str:
 
 
 def is_remote(path: str) -> bool:
-    """Whether ``path`` names a file system by its scheme (``gs://bucket/x``)."""
-    return re.match(r"[a-zA-Z][-a-zA-Z0-9+.]*://", path) is not None
+    """Whether ``path`` names a file system by its scheme (``gs://bucket/x``), as Beam reads it."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.get_scheme(path) is not None
 
 
 def list_input_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[str]:
