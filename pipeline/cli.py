@@ -205,9 +205,8 @@ def _command(args) -> int:
             config = config_lib.config_from_dict(config.model_dump(mode="json"),
                                                  [("tune.algorithms", list(algorithms))])
             runner.check_sweep(config, args.max_points)
-            results = [runner.run_stage(config, "tune", workdir, force=True, variant=variant,
-                                        keep_finished=args.keep_finished)
-                       for variant in config.tune_variants()]
+            results = runner.run_variants(config, "tune", workdir, force=True,
+                                          keep_finished=args.keep_finished)
         elif args.command == "evaluate":
             results = [runner.run_stage(config, "evaluate", workdir, force=True,
                                         extend=not args.rescore)]
@@ -217,8 +216,8 @@ def _command(args) -> int:
     except config_lib.ConfigError as error:
         console.error(f"seqtutor: error: {error}")
         return 2
-    except (artifacts.MissingArtifactError, runner.StageError, FileNotFoundError,
-            ValueError) as error:
+    except (artifacts.MissingArtifactError, artifacts.ArtifactBusyError, runner.StageError,
+            FileNotFoundError, ValueError) as error:
         console.error(f"seqtutor: error: {error}")
         return 1
     # Each stage's start and end were its lines (the runner's log); the report is the result.

@@ -114,6 +114,7 @@ class StageResult:
     skipped: bool
     seconds: float
     summary: dict[str, Any]
+    busy: str | None = None  # why it was skipped: another process is writing it
 
 
 def summary_text(name: str, summary: dict[str, Any]) -> str:
@@ -208,6 +209,7 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
 
     Raises:
       artifacts.MissingArtifactError: an input artifact is missing (names the command to run).
+      artifacts.ArtifactBusyError: another process is writing the same artifact.
       StageError: the stage itself failed.
     """
     spec = stage(name)
@@ -226,37 +228,67 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
     fingerprint = artifacts.fingerprint(name, section, input_fingerprints)
     output = spec.output(workdir, variant)
     label = name if variant is None else f"{name}/{variant}"
-    existing = artifacts.read_artifact(output)
-    if not force and existing is not None and existing.get("fingerprint") == fingerprint:
-        log.info("%s: up to date (%s)", label, output)
-        return StageResult(label, output, True, 0.0, existing.get("summary", {}))
-    if (keep_finished and existing is not None
-            and artifacts.same_config_and_inputs(existing, section, input_fingerprints)):
-        log.info("%s: finished, kept (%s, code %s)", label, output,
-                 existing.get("code_version", "unknown"))
-        return StageResult(label, output, True, 0.0, existing.get("summary", {}))
+    # Whether it is up to date is read under the claim: another process may just have finished
+    # it.
+    with artifacts.claim(output):
+        existing = artifacts.read_artifact(output)
+        if not force and existing is not None and existing.get("fingerprint") == fingerprint:
+            log.info("%s: up to date (%s)", label, output)
+            return StageResult(label, output, True, 0.0, existing.get("summary", {}))
+        if (keep_finished and existing is not None
+                and artifacts.same_config_and_inputs(existing, section, input_fingerprints)):
+            log.info("%s: finished, kept (%s, code %s)", label, output,
+                     existing.get("code_version", "unknown"))
+            return StageResult(label, output, True, 0.0, existing.get("summary", {}))
 
-    log.info("%s: running -> %s", label, output)
-    started = time.perf_counter()
-    kwargs = {} if variant is None else {"variant": variant}
-    if extend and existing is not None and (
-            spec.keeps_from_previous or _extends(spec, existing, section, input_fingerprints)):
-        kwargs["previous"] = output
-    try:
-        with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,
-                                       input_fingerprints=input_fingerprints,
-                                       config_section=section,
-                                       resumable=spec.resumable) as (partial, summary):
-            summary.update(spec.function()(config, inputs, partial, **kwargs) or {})
-    except (artifacts.MissingArtifactError, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        raise StageError(f"stage {label} failed: {type(error).__name__}: {error}") from error
-    seconds = time.perf_counter() - started
-    details = summary_text(name, summary)
-    log.info("%s: done in %s%s", label, console.format_seconds(seconds),
-             f" ({details})" if details else "")
-    return StageResult(label, output, False, seconds, summary)
+        log.info("%s: running -> %s", label, output)
+        started = time.perf_counter()
+        kwargs = {} if variant is None else {"variant": variant}
+        if extend and existing is not None and (
+                spec.keeps_from_previous or _extends(spec, existing, section, input_fingerprints)):
+            kwargs["previous"] = output
+        try:
+            with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,
+                                           input_fingerprints=input_fingerprints,
+                                           config_section=section,
+                                           resumable=spec.resumable) as (partial, summary):
+                summary.update(spec.function()(config, inputs, partial, **kwargs) or {})
+        except (artifacts.MissingArtifactError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            raise StageError(f"stage {label} failed: {type(error).__name__}: {error}") from error
+        seconds = time.perf_counter() - started
+        details = summary_text(name, summary)
+        log.info("%s: done in %s%s", label, console.format_seconds(seconds),
+                 f" ({details})" if details else "")
+        return StageResult(label, output, False, seconds, summary)
+
+
+def run_variants(config: Config, name: str, workdir: Path, **options) -> list[StageResult]:
+    """Run every variant of a stage in order (``options`` as for :func:`run_stage`).
+
+    A variant that another process is writing is skipped, with ``busy`` saying why, and the
+    skipped ones are named at the end: several processes started on one sweep (one per GPU,
+    or per core) share its points, each taking the next one no other holds. A stage without
+    variants raises ArtifactBusyError as run_stage does.
+    """
+    spec = stage(name)
+    if spec.variant_key is None:
+        return [run_stage(config, name, workdir, **options)]
+    results = []
+    for variant in spec.variants(config):
+        try:
+            results.append(run_stage(config, name, workdir, variant=variant, **options))
+        except artifacts.ArtifactBusyError as error:
+            log.info("%s/%s: skipped, another process is running it", name, variant)
+            results.append(StageResult(f"{name}/{variant}", spec.output(workdir, variant),
+                                       True, 0.0, {}, busy=str(error)))
+    busy = [result.name for result in results if result.busy]
+    if busy:
+        log.warning("%s: %d of %d skipped as other processes are running them (%s); a rerun "
+                    "takes up any they leave unfinished", name, len(busy), len(results),
+                    ", ".join(busy))
+    return results
 
 
 def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:
@@ -287,7 +319,6 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
             continue
         if from_stage == spec.name:
             forcing = True
-        for variant in spec.variants(config):
-            results.append(run_stage(config, spec.name, workdir, variant=variant,
-                                     force=forcing or spec.name in only, extend=not force))
+        results += run_variants(config, spec.name, workdir,
+                                force=forcing or spec.name in only, extend=not force)
     return results

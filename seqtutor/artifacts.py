@@ -7,18 +7,26 @@ on the next run with the same config and inputs, also after a code change (as Ke
 checkpoints resume; the artifact records the code versions it was trained with), which a stage
 run on its own sees: ``seqtutor run`` after a code change reruns the stages upstream, whose new
 fingerprints are new inputs. Other stages start their partial directory afresh.
+
+One process at a time writes an artifact: :func:`claim` holds ``WORKDIR/.<stage>.lock`` (the
+operating system's file lock, released when the process ends, however it ends), so a second
+process that reaches the same artifact (a second shell, another worker of a sweep) is told so
+instead of writing into the same partial directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import functools
 import hashlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -35,6 +43,10 @@ _MAPPED_SUBPACKAGES = ("pipeline", "components", "data_prep", "domains")
 
 class MissingArtifactError(FileNotFoundError):
     """A stage's input artifact does not exist; the message names the command to run first."""
+
+
+class ArtifactBusyError(RuntimeError):
+    """Another process is writing the artifact; the message names it and that process."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,6 +144,53 @@ def require_artifact(path: Path, stage: str, command: str) -> dict[str, Any]:
         raise MissingArtifactError(
             f"no {stage} artifact at {path}: run `{command}` first")
     return record
+
+
+@contextlib.contextmanager
+def claim(output: Path) -> Iterator[None]:
+    """Hold ``output``'s lock (``.<name>.lock`` beside it) for the block.
+
+    Raises:
+      ArtifactBusyError: another process holds it (the message says which, as it wrote
+        itself into the lock file: process id, host and start time).
+    """
+    output = Path(output)
+    lock_path = output.parent / f".{output.name}.lock"
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # The file stays: removing a lock file races with a process that has just opened it.
+        lock = open(lock_path, "a+")
+    except OSError as error:  # a read-only workdir: nothing can be written to race over
+        log.debug("no lock for %s: %s", output, error)
+        lock = None
+    if lock is None:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "a process that has not yet said which"
+            raise ArtifactBusyError(f"{output} is being written by another process "
+                                    f"({holder})") from None
+        except OSError as error:  # a file system without locks
+            log.warning("%s: written without a lock (%s): run one process at a time on it",
+                        output, error)
+            locked = False
+        if not locked:
+            yield
+            return
+        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)  # no holder named while none holds it
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -1,11 +1,17 @@
-"""Partial (in-progress) artifact directories: what is resumed, what is discarded, and why."""
+"""Partial (in-progress) artifact directories: what is resumed, what is discarded, and why;
+and the claim that keeps a second process out of an artifact being written."""
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from seqtutor import artifacts
+from seqtutor import artifacts, config as config_lib
+from seqtutor.pipeline import cli, runner
 
 CONFIG = {"pretrain": {"max_steps": 12000}}
 INPUTS = {"prepare_data": "data-fingerprint"}
@@ -99,3 +105,52 @@ def test_an_older_stamp_resumes_only_on_its_own_fingerprint(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger=artifacts.__name__):
         assert _rerun(output, "b") is None
     assert "does not record its config" in caplog.text
+
+
+def test_a_claimed_artifact_is_busy_until_its_holder_lets_go(tmp_path):
+    output = tmp_path / "tune" / "psi@c=1.0,seed=0"
+    with artifacts.claim(output):
+        # A second claim (its own open file, as another process has) is refused.
+        with pytest.raises(artifacts.ArtifactBusyError, match=rf"pid {os.getpid()} on "):
+            with artifacts.claim(output):
+                pass
+    with pytest.raises(RuntimeError, match="failed inside"):
+        with artifacts.claim(output):
+            raise RuntimeError("failed inside")
+    with artifacts.claim(output):  # free again after both ways out
+        pass
+    assert not output.exists()  # only its lock file, beside it
+    assert [p.name for p in output.parent.iterdir()] == [".psi@c=1.0,seed=0.lock"]
+
+
+def test_a_process_that_dies_holding_a_claim_releases_it(tmp_path):
+    output = tmp_path / "pretrain"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from seqtutor import artifacts\n"
+         f"with artifacts.claim({str(output)!r}):\n"
+         "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(artifacts.ArtifactBusyError, match=rf"pid {holder.pid} on "):
+            with artifacts.claim(output):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with artifacts.claim(output):  # no stale lock: the operating system released it
+        pass
+
+
+def test_a_stage_another_process_is_writing_is_a_clear_error_before_any_work(
+        tmp_path, capsys):
+    config = config_lib.load_config("configs/melody_smoke.yaml")
+    workdir = tmp_path / "work"
+    with artifacts.claim(workdir / "prepare_data"):
+        with pytest.raises(artifacts.ArtifactBusyError, match="being written by another"):
+            runner.run_stage(config, "prepare_data", workdir)
+        assert cli.main(["prepare-data", "melody_smoke", "--workdir", str(workdir)]) == 1
+    error = capsys.readouterr().err
+    assert f"prepare_data is being written by another process (pid {os.getpid()}" in error
+    assert "Traceback" not in error
+    assert sorted(p.name for p in workdir.iterdir()) == [".prepare_data.lock"]

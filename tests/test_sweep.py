@@ -169,6 +169,14 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
 
     again = [runner.run_stage(config, "tune", workdir, variant=v) for v in config.tune_variants()]
     assert all(result.skipped for result in again)
+    # A second process on the sweep (here a claim this test holds) leaves the point it is
+    # writing to it, and says so.
+    held = runner.stage("tune").output(workdir, "psi@c=1.0,seed=0")
+    with artifacts.claim(held):
+        shared = runner.run_variants(config, "tune", workdir)
+    assert all(result.skipped for result in shared)
+    assert [result.name for result in shared if result.busy] == ["tune/psi@c=1.0,seed=0"]
+    assert "being written by another process (pid" in shared[2].busy
 
     wider = sweep_config({"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]})
     results = [runner.run_stage(wider, "tune", workdir, variant=v)
