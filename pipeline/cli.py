@@ -117,7 +117,25 @@ def build_parser() -> argparse.ArgumentParser:
                                "(psi@c=0.25,seed=1)")
     generate.add_argument("--num", type=int, required=True, help="how many sequences")
     generate.add_argument("--out", type=Path, required=True, help="output directory")
+
+    status = commands.add_parser(
+        "status", help="where each stage and tune point stands: done, running (by whom), "
+                       "stopped (at which step), to do; writes nothing")
+    _common(status)
+    _max_points(status)
     return parser
+
+
+def status_table(rows: list[runner.ArtifactStatus]) -> str:
+    """One line per artifact, then the tune points counted by state."""
+    width = max(len(row.name) for row in rows)
+    lines = [f"{row.name:<{width}}  {row.state}{f' ({row.detail})' if row.detail else ''}"
+             for row in rows]
+    points = [row.state for row in rows if row.name.startswith("tune/")]
+    counts = ", ".join(f"{points.count(state)} {state}" for state in runner.STATES
+                       if state in points)
+    lines.append(f"tune: {len(points)} point{'s' * (len(points) != 1)}: {counts}")
+    return "\n".join(lines)
 
 
 def _load(args) -> config_lib.Config:
@@ -207,6 +225,9 @@ def _command(args) -> int:
             runner.check_sweep(config, args.max_points)
             results = runner.run_variants(config, "tune", workdir, force=True,
                                           keep_finished=args.keep_finished)
+        elif args.command == "status":
+            print(status_table(runner.status(config, workdir, args.max_points)))
+            return 0
         elif args.command == "evaluate":
             results = [runner.run_stage(config, "evaluate", workdir, force=True,
                                         extend=not args.rescore)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,41 @@ def _extends(spec: Stage, existing: dict[str, Any], section: dict[str, Any],
     return old_values == new_values and {**old, spec.name: None} == {**section, spec.name: None}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What one stage (variant) would be run with, and the identity of what it would write."""
+
+    spec: Stage
+    config: Config  # at the variant's sweep point, with its per_algorithm settings
+    inputs: dict[str, Path]
+    input_fingerprints: dict[str, str]
+    section: dict[str, Any]
+    fingerprint: str
+    output: Path
+    label: str
+
+
+def _plan(config: Config, name: str, workdir: Path, variant: str | None) -> _Plan:
+    """Raises artifacts.MissingArtifactError when an input artifact is missing."""
+    spec = stage(name)
+    if (variant is None) != (spec.variant_key is None):
+        raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
+    config = spec.variant_config(config, variant)
+    workdir = Path(workdir)
+    inputs = {source: layout.stage_dir(workdir, source)
+              for source in spec.inputs + spec.optional_inputs}
+    input_fingerprints = {source: _input_fingerprint(config, stage(source), workdir)
+                          for source in spec.inputs}
+    input_fingerprints.update({
+        source: _input_fingerprint(config, stage(source), workdir, required=False)
+        for source in spec.optional_inputs})
+    section = spec.section(config, variant)
+    return _Plan(spec, config, inputs, input_fingerprints, section,
+                 artifacts.fingerprint(name, section, input_fingerprints),
+                 spec.output(workdir, variant),
+                 name if variant is None else f"{name}/{variant}")
+
+
 def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
               variant: str | None = None, extend: bool = True,
               keep_finished: bool = False) -> StageResult:
@@ -212,31 +248,17 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
       artifacts.ArtifactBusyError: another process is writing the same artifact.
       StageError: the stage itself failed.
     """
-    spec = stage(name)
-    if (variant is None) != (spec.variant_key is None):
-        raise ValueError(f"stage {name} {'needs' if variant is None else 'takes no'} variant")
-    config = spec.variant_config(config, variant)
-    workdir = Path(workdir)
-    inputs = {source: layout.stage_dir(workdir, source)
-              for source in spec.inputs + spec.optional_inputs}
-    input_fingerprints = {source: _input_fingerprint(config, stage(source), workdir)
-                          for source in spec.inputs}
-    input_fingerprints.update({
-        source: _input_fingerprint(config, stage(source), workdir, required=False)
-        for source in spec.optional_inputs})
-    section = spec.section(config, variant)
-    fingerprint = artifacts.fingerprint(name, section, input_fingerprints)
-    output = spec.output(workdir, variant)
-    label = name if variant is None else f"{name}/{variant}"
+    plan = _plan(config, name, workdir, variant)
+    output, label = plan.output, plan.label
     # Whether it is up to date is read under the claim: another process may just have finished
     # it.
     with artifacts.claim(output):
         existing = artifacts.read_artifact(output)
-        if not force and existing is not None and existing.get("fingerprint") == fingerprint:
+        if not force and existing is not None and existing.get("fingerprint") == plan.fingerprint:
             log.info("%s: up to date (%s)", label, output)
             return StageResult(label, output, True, 0.0, existing.get("summary", {}))
-        if (keep_finished and existing is not None
-                and artifacts.same_config_and_inputs(existing, section, input_fingerprints)):
+        if (keep_finished and existing is not None and artifacts.same_config_and_inputs(
+                existing, plan.section, plan.input_fingerprints)):
             log.info("%s: finished, kept (%s, code %s)", label, output,
                      existing.get("code_version", "unknown"))
             return StageResult(label, output, True, 0.0, existing.get("summary", {}))
@@ -245,14 +267,16 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
         started = time.perf_counter()
         kwargs = {} if variant is None else {"variant": variant}
         if extend and existing is not None and (
-                spec.keeps_from_previous or _extends(spec, existing, section, input_fingerprints)):
+                plan.spec.keeps_from_previous
+                or _extends(plan.spec, existing, plan.section, plan.input_fingerprints)):
             kwargs["previous"] = output
         try:
-            with artifacts.artifact_writer(output, stage=name, fingerprint_=fingerprint,
-                                           input_fingerprints=input_fingerprints,
-                                           config_section=section,
-                                           resumable=spec.resumable) as (partial, summary):
-                summary.update(spec.function()(config, inputs, partial, **kwargs) or {})
+            with artifacts.artifact_writer(output, stage=name, fingerprint_=plan.fingerprint,
+                                           input_fingerprints=plan.input_fingerprints,
+                                           config_section=plan.section,
+                                           resumable=plan.spec.resumable) as (partial, summary):
+                summary.update(
+                    plan.spec.function()(plan.config, plan.inputs, partial, **kwargs) or {})
         except (artifacts.MissingArtifactError, KeyboardInterrupt):
             raise
         except Exception as error:
@@ -289,6 +313,70 @@ def run_variants(config: Config, name: str, workdir: Path, **options) -> list[St
                     "takes up any they leave unfinished", name, len(busy), len(results),
                     ", ".join(busy))
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactStatus:
+    """Where one artifact stands: ``state`` is one of STATES, ``detail`` says more."""
+
+    name: str
+    state: str
+    detail: str = ""
+
+
+STATES = ("done", "done by other code", "out of date", "running", "stopped", "to do",
+          "waits for input")
+
+
+def _checkpoint_step(partial: Path) -> int | None:
+    """The environment step of a partial tune run's last checkpoint (``ckpt-<step>``)."""
+    try:
+        text = (partial / layout.CHECKPOINT_DIR / "checkpoint").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def artifact_status(config: Config, name: str, workdir: Path,
+                    variant: str | None = None) -> ArtifactStatus:
+    """Where one stage (variant) stands in ``workdir``, read without writing anything: what
+    ``seqtutor run`` would do with it, or who is writing it."""
+    label = name if variant is None else f"{name}/{variant}"
+    try:
+        plan = _plan(config, name, workdir, variant)
+    except artifacts.MissingArtifactError:
+        missing = [source for source in stage(name).inputs
+                   if not layout.is_complete(layout.stage_dir(workdir, source))]
+        return ArtifactStatus(label, "waits for input", ", ".join(missing))
+    output, partial = plan.output, artifacts.partial_dir(plan.output)
+    step = _checkpoint_step(partial) if variant is not None else None
+    progress = "" if step is None else (
+        f"checkpoint at step {step:,} of {plan.config.tune.num_steps:,}")
+    holder = artifacts.holder(output)
+    if holder is not None:
+        return ArtifactStatus(label, "running",
+                              "; ".join(part for part in (holder, progress) if part))
+    existing = artifacts.read_artifact(output)
+    if existing is not None and existing.get("fingerprint") == plan.fingerprint:
+        return ArtifactStatus(label, "done")
+    if partial.is_dir() and plan.spec.resumable:
+        return ArtifactStatus(label, "stopped", progress or "a partial run to resume")
+    if existing is None:
+        return ArtifactStatus(label, "to do")
+    if artifacts.same_config_and_inputs(existing, plan.section, plan.input_fingerprints):
+        kept = "; seqtutor tune --keep-finished keeps it" if variant is not None else ""
+        return ArtifactStatus(label, "done by other code",
+                              f"code {existing.get('code_version', 'unknown')}{kept}")
+    return ArtifactStatus(label, "out of date")
+
+
+def status(config: Config, workdir: Path,
+           max_points: int = sweep.MAX_POINTS) -> list[ArtifactStatus]:
+    """Where every stage and every tune point of ``config`` stands in ``workdir``."""
+    check_sweep(config, max_points)
+    return [artifact_status(config, spec.name, workdir, variant)
+            for spec in STAGES for variant in spec.variants(config)]
 
 
 def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -146,6 +147,48 @@ def require_artifact(path: Path, stage: str, command: str) -> dict[str, Any]:
     return record
 
 
+def partial_dir(output: Path) -> Path:
+    """Where ``output`` is written until it is complete."""
+    output = Path(output)
+    return output.parent / f".{output.name}.partial"
+
+
+def _lock_path(output: Path) -> Path:
+    output = Path(output)
+    return output.parent / f".{output.name}.lock"
+
+
+def holder(output: Path) -> str | None:
+    """Who is writing ``output`` now (process id, host and start time), or None."""
+    try:
+        lock = open(_lock_path(output))
+    except OSError:
+        return None  # never claimed (or not readable): no writer to name
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lock.read().strip() or "a process that has not yet said which"
+        except OSError:
+            return None
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return None
+
+
+def _lock_soon(lock, tries: int = 5, wait: float = 0.05) -> None:
+    """Take the exclusive lock, trying a few times: a look at who holds it (:func:`holder`, as
+    ``seqtutor status`` takes) holds it for an instant. Raises BlockingIOError while a writer
+    holds it."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(wait)
+
+
 @contextlib.contextmanager
 def claim(output: Path) -> Iterator[None]:
     """Hold ``output``'s lock (``.<name>.lock`` beside it) for the block.
@@ -155,7 +198,7 @@ def claim(output: Path) -> Iterator[None]:
         itself into the lock file: process id, host and start time).
     """
     output = Path(output)
-    lock_path = output.parent / f".{output.name}.lock"
+    lock_path = _lock_path(output)
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         # The file stays: removing a lock file races with a process that has just opened it.
@@ -168,7 +211,7 @@ def claim(output: Path) -> Iterator[None]:
         return
     with lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_soon(lock)
             locked = True
         except BlockingIOError:
             lock.seek(0)
@@ -205,7 +248,7 @@ def artifact_writer(output: Path, *, stage: str, fingerprint_: str,
     only after the new artifact is complete.
     """
     output = Path(output)
-    partial = output.parent / f".{output.name}.partial"
+    partial = partial_dir(output)
     stamp = partial / _FINGERPRINT_FILE
     current_code = code_version()
     identity = {"fingerprint": fingerprint_, "config": config_section,

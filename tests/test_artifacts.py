@@ -154,3 +154,13 @@ def test_a_stage_another_process_is_writing_is_a_clear_error_before_any_work(
     assert f"prepare_data is being written by another process (pid {os.getpid()}" in error
     assert "Traceback" not in error
     assert sorted(p.name for p in workdir.iterdir()) == [".prepare_data.lock"]
+
+
+def test_status_of_an_empty_workdir_says_what_waits_and_writes_nothing(tmp_path, capsys):
+    workdir = tmp_path / "work"
+    assert cli.main(["status", "melody_smoke", "--workdir", str(workdir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["prepare_data  to do", "pretrain      waits for input (prepare_data)",
+                         "tune/q        waits for input (pretrain)"]
+    assert lines[-1] == "tune: 4 points: 4 waits for input"
+    assert not workdir.exists()

@@ -2,6 +2,7 @@
 unchanged; a bad sweep is an error before any work."""
 
 import json
+import os
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_a_grid_beyond_max_points_fails_before_any_work(tmp_path, capsys):
 
 
 def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
-        tmp_path, melody_smoke_prior, monkeypatch):
+        tmp_path, melody_smoke_prior, monkeypatch, capsys):
     workdir = workdir_with_prior(tmp_path / "work", melody_smoke_prior)
     config = sweep_config({"tune.c": [0.5, 1.0], "seed": [0, 1]})
     first = runner.run_pipeline(config, workdir, only=["tune"])
@@ -174,9 +175,16 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     held = runner.stage("tune").output(workdir, "psi@c=1.0,seed=0")
     with artifacts.claim(held):
         shared = runner.run_variants(config, "tune", workdir)
+        rows = {row.name: row for row in runner.status(config, workdir)}
     assert all(result.skipped for result in shared)
     assert [result.name for result in shared if result.busy] == ["tune/psi@c=1.0,seed=0"]
     assert "being written by another process (pid" in shared[2].busy
+    assert rows["tune/psi@c=1.0,seed=0"].state == "running"
+    assert f"pid {os.getpid()} on " in rows["tune/psi@c=1.0,seed=0"].detail
+    assert [rows[name].state for name in ("prepare_data", "pretrain", "evaluate")] == [
+        "done", "done", "to do"]
+    assert sorted(row.state for name, row in rows.items() if name.startswith("tune/")) == [
+        "done", "done", "done", "running"]
 
     wider = sweep_config({"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]})
     results = [runner.run_stage(wider, "tune", workdir, variant=v)
@@ -197,6 +205,12 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
                for name in sweep_config(widest_sweep).tune_variants()}
     assert sorted(name for name, code in made_by.items() if code == "0.0+upgraded") == [
         "psi@c=4.0,seed=0", "psi@c=4.0,seed=1"]
+    assert cli.main(["status", SMOKE, "--workdir", str(workdir),
+                     *[arg for value in sets for arg in ("--set", value)]]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[1:] for line in table if line.startswith("tune/psi@c=4.0")] == [
+        ["done"], ["done"]]
+    assert table[-1] == "tune: 8 points: 2 done, 6 done by other code"
 
     result = runner.run_stage(wider, "evaluate", workdir)
     metrics = json.loads((result.path / "metrics.json").read_text())

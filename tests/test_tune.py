@@ -173,6 +173,9 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
         runner.run_stage(config, "tune", pretrained_workdir, variant="psi")
     partial = pretrained_workdir / "tune" / ".psi.partial"
     assert (partial / layout.CHECKPOINT_DIR / "checkpoint").is_file()
+    # `seqtutor status` reads where it stopped from the checkpoint the rerun resumes.
+    assert runner.artifact_status(config, "tune", pretrained_workdir, "psi") == \
+        runner.ArtifactStatus("tune/psi", "stopped", "checkpoint at step 4,096 of 8,192")
 
     def recording_collect(self):
         starts.append(int(self.env_steps.numpy()))
