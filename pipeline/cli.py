@@ -39,6 +39,12 @@ def _max_points(parser: argparse.ArgumentParser) -> None:
                              f"(default {sweep.MAX_POINTS})")
 
 
+def _algorithm_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--algorithm", action="append", default=None,
+                        help="an algorithm of the table: q, psi, g, rl_only, dap, rloo_kl or a "
+                             "registered one (repeatable; default: the config's list)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqtutor",
@@ -68,10 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="tune the pretrained model with KL-regularised RL")
     _common(tune)
-    tune.add_argument("--algorithm", action="append", default=None,
-                      help="an algorithm of the table: q, psi, g, rl_only, dap, rloo_kl or a "
-                           "registered one "
-                           "(repeatable; default: the config's list)")
+    _algorithm_flag(tune)
     tune.add_argument("--keep-finished", action="store_true",
                       help="keep each finished output of the same config keys and inputs, also "
                            "one made by an earlier code version, and tune only the others (a "
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="where each stage and tune point stands: done, running (by whom), "
                        "stopped (at which step), to do; writes nothing")
     _common(status)
+    _corpus_flags(status)  # they are in prepare_data's fingerprint
+    _algorithm_flag(status)
     _max_points(status)
     return parser
 
@@ -134,7 +139,8 @@ def status_table(rows: list[runner.ArtifactStatus]) -> str:
     points = [row.state for row in rows if row.name.startswith("tune/")]
     counts = ", ".join(f"{points.count(state)} {state}" for state in runner.STATES
                        if state in points)
-    lines.append(f"tune: {len(points)} point{'s' * (len(points) != 1)}: {counts}")
+    lines.append(f"tune: {len(points)} point{'s' * (len(points) != 1)}"
+                 + (f": {counts}" if counts else ""))
     return "\n".join(lines)
 
 
@@ -151,6 +157,20 @@ def _load(args) -> config_lib.Config:
                 f"the {config.domain} domain's prepare_data takes no Beam options after --")
         config.prepare_data.beam_args = config.prepare_data.beam_args + list(args.beam_args)
     return config
+
+
+def _with_algorithms(config: config_lib.Config,
+                     algorithms: list[str] | None) -> config_lib.Config:
+    """``config`` with ``--algorithm``'s list, if given, as tune.algorithms."""
+    if not algorithms:
+        return config
+    known = rl_algorithms.names()
+    unknown = sorted(set(algorithms) - set(known))
+    if unknown:
+        raise config_lib.ConfigError(f"--algorithm: unknown {unknown}; choose from {list(known)}")
+    # Validated as the config's list is (each algorithm's allowed starts).
+    return config_lib.config_from_dict(config.model_dump(mode="json"),
+                                       [("tune.algorithms", list(algorithms))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
             console.error("seqtutor: interrupted (a stage left unfinished is redone or "
                           "resumed by the next run)")
             return 130
+        except BrokenPipeError:  # the reader went away: `seqtutor status ... | head`
+            # Python's recipe: no second error when the interpreter flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
 
 
 def _command(args) -> int:
     """Run the parsed command; the exit status."""
-    if args.beam_args and args.command not in ("run", "prepare-data"):
+    if args.beam_args and args.command not in ("run", "prepare-data", "status"):
         console.error(f"seqtutor: error: `{args.command}` takes no Beam options after --")
         return 2
     try:
@@ -213,19 +237,12 @@ def _command(args) -> int:
             print(f"wrote {len(paths)} files to {args.out}")
             return 0
         elif args.command == "tune":
-            algorithms = args.algorithm or config.tune.algorithms
-            known = rl_algorithms.names()
-            unknown = sorted(set(algorithms) - set(known))
-            if unknown:
-                raise config_lib.ConfigError(
-                    f"--algorithm: unknown {unknown}; choose from {list(known)}")
-            # Validated as the config's list is (each algorithm's allowed starts).
-            config = config_lib.config_from_dict(config.model_dump(mode="json"),
-                                                 [("tune.algorithms", list(algorithms))])
+            config = _with_algorithms(config, args.algorithm)
             runner.check_sweep(config, args.max_points)
             results = runner.run_variants(config, "tune", workdir, force=True,
                                           keep_finished=args.keep_finished)
         elif args.command == "status":
+            config = _with_algorithms(config, args.algorithm)
             print(status_table(runner.status(config, workdir, args.max_points)))
             return 0
         elif args.command == "evaluate":

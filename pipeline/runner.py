@@ -325,11 +325,13 @@ class ArtifactStatus:
 
 
 STATES = ("done", "done by other code", "out of date", "running", "stopped", "to do",
-          "waits for input")
+          "waiting for input")
+_FINISHED = ("done", "done by other code")
 
 
 def _checkpoint_step(partial: Path) -> int | None:
-    """The environment step of a partial tune run's last checkpoint (``ckpt-<step>``)."""
+    """The environment step of a partial tune run's last checkpoint (tune numbers its
+    checkpoints by the step: ``ckpt-<step>``)."""
     try:
         text = (partial / layout.CHECKPOINT_DIR / "checkpoint").read_text()
     except OSError:
@@ -340,43 +342,59 @@ def _checkpoint_step(partial: Path) -> int | None:
 
 def artifact_status(config: Config, name: str, workdir: Path,
                     variant: str | None = None) -> ArtifactStatus:
-    """Where one stage (variant) stands in ``workdir``, read without writing anything: what
-    ``seqtutor run`` would do with it, or who is writing it."""
+    """Where one stage (variant) stands in ``workdir`` against the input artifacts there, as a
+    single-stage command sees it; read without writing anything."""
     label = name if variant is None else f"{name}/{variant}"
     try:
         plan = _plan(config, name, workdir, variant)
     except artifacts.MissingArtifactError:
         missing = [source for source in stage(name).inputs
                    if not layout.is_complete(layout.stage_dir(workdir, source))]
-        return ArtifactStatus(label, "waits for input", ", ".join(missing))
-    output, partial = plan.output, artifacts.partial_dir(plan.output)
+        return ArtifactStatus(label, "waiting for input", ", ".join(missing))
+    output = plan.output
+    partial = artifacts.partial_dir(output)
     step = _checkpoint_step(partial) if variant is not None else None
     progress = "" if step is None else (
         f"checkpoint at step {step:,} of {plan.config.tune.num_steps:,}")
-    holder = artifacts.holder(output)
-    if holder is not None:
+    writer = artifacts.holder(output)
+    if writer is not None:
         return ArtifactStatus(label, "running",
-                              "; ".join(part for part in (holder, progress) if part))
+                              "; ".join(part for part in (writer, progress) if part))
     existing = artifacts.read_artifact(output)
     if existing is not None and existing.get("fingerprint") == plan.fingerprint:
         return ArtifactStatus(label, "done")
-    if partial.is_dir() and plan.spec.resumable:
-        return ArtifactStatus(label, "stopped", progress or "a partial run to resume")
-    if existing is None:
-        return ArtifactStatus(label, "to do")
-    if artifacts.same_config_and_inputs(existing, plan.section, plan.input_fingerprints):
+    if existing is not None and artifacts.same_config_and_inputs(
+            existing, plan.section, plan.input_fingerprints):
         kept = "; seqtutor tune --keep-finished keeps it" if variant is not None else ""
         return ArtifactStatus(label, "done by other code",
                               f"code {existing.get('code_version', 'unknown')}{kept}")
-    return ArtifactStatus(label, "out of date")
+    if plan.spec.resumable and artifacts.resumes(output, plan.fingerprint, plan.section,
+                                                 plan.input_fingerprints):
+        return ArtifactStatus(label, "stopped", progress or "a partial run to resume")
+    return ArtifactStatus(label, "to do" if existing is None else "out of date")
 
 
 def status(config: Config, workdir: Path,
            max_points: int = sweep.MAX_POINTS) -> list[ArtifactStatus]:
-    """Where every stage and every tune point of ``config`` stands in ``workdir``."""
+    """Where every stage and every tune point of ``config`` stands in ``workdir``. A stage
+    whose input is not finished under this config waits for it (``seqtutor run`` remakes the
+    input first); after a code change ``seqtutor run`` remakes every stage, while the
+    single-stage commands keep what is done by other code (docs/stages.md)."""
     check_sweep(config, max_points)
-    return [artifact_status(config, spec.name, workdir, variant)
-            for spec in STAGES for variant in spec.variants(config)]
+    rows, stages = [], {}
+    for spec in STAGES:
+        for variant in spec.variants(config):
+            row = artifact_status(config, spec.name, workdir, variant)
+            unfinished = [
+                f"{source} {stages[source].state}" if stages[source].state != "waiting for input"
+                else f"{source}, which waits for {stages[source].detail}"
+                for source in spec.inputs if stages[source].state not in _FINISHED]
+            if unfinished and row.state not in ("running", "waiting for input"):
+                row = ArtifactStatus(row.name, "waiting for input", "; ".join(unfinished))
+            rows.append(row)
+        if spec.variant_key is None:
+            stages[spec.name] = rows[-1]
+    return rows
 
 
 def check_sweep(config: Config, max_points: int = sweep.MAX_POINTS) -> None:
@@ -390,6 +408,9 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
                  from_stage: str | None = None, force: bool = False,
                  max_points: int = sweep.MAX_POINTS) -> list[StageResult]:
     """Run the stages in order with caching.
+
+    Raises ArtifactBusyError, after the stage's other variants, when another process is writing
+    a variant of a stage: a later stage would read an incomplete set.
 
     Args:
       only: run just these stages (forced); the others are neither run nor checked.
@@ -409,4 +430,10 @@ def run_pipeline(config: Config, workdir: Path, *, only: list[str] = (),
             forcing = True
         results += run_variants(config, spec.name, workdir,
                                 force=forcing or spec.name in only, extend=not force)
+        busy = [result.name for result in results if result.busy]
+        if busy:  # the later stages would read an incomplete sweep
+            raise artifacts.ArtifactBusyError(
+                f"{len(busy)} {spec.name} output{'s are' if len(busy) > 1 else ' is'} being "
+                f"written by other processes ({', '.join(busy)}): run again when they finish "
+                "(`seqtutor status CONFIG` shows them)")
     return results

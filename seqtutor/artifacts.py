@@ -111,6 +111,14 @@ def _same_run(previous: dict[str, Any] | None, identity: dict[str, Any]) -> bool
     return same_config_and_inputs(previous, identity["config"], identity["inputs"])
 
 
+def resumes(output: Path, fingerprint_: str, config_section: dict[str, Any],
+            input_fingerprints: dict[str, str]) -> bool:
+    """Whether ``output`` has a partial run that a run of this identity would resume."""
+    stamp = _read_stamp(partial_dir(output) / _FINGERPRINT_FILE)
+    return _same_run(stamp, {"fingerprint": fingerprint_, "config": config_section,
+                             "inputs": input_fingerprints})
+
+
 def same_config_and_inputs(record: dict[str, Any], config_section: dict[str, Any],
                            input_fingerprints: dict[str, str]) -> bool:
     """Whether an artifact record (or a partial run's stamp) has these config keys and inputs,
@@ -195,17 +203,20 @@ def claim(output: Path) -> Iterator[None]:
 
     Raises:
       ArtifactBusyError: another process holds it (the message says which, as it wrote
-        itself into the lock file: process id, host and start time).
+        itself into the lock file: process id, host and since when it holds the lock).
     """
     output = Path(output)
     lock_path = _lock_path(output)
+    lock, named = None, True
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         # The file stays: removing a lock file races with a process that has just opened it.
         lock = open(lock_path, "a+")
-    except OSError as error:  # a read-only workdir: nothing can be written to race over
-        log.debug("no lock for %s: %s", output, error)
-        lock = None
+    except OSError:
+        try:  # another user's lock file: it locks as well when read-only, unnamed
+            lock, named = open(lock_path), False
+        except OSError as error:  # a read-only workdir: nothing can be written to race over
+            log.debug("no lock for %s: %s", output, error)
     if lock is None:
         yield
         return
@@ -215,9 +226,9 @@ def claim(output: Path) -> Iterator[None]:
             locked = True
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "a process that has not yet said which"
+            who = lock.read().strip() or "a process that has not yet said which"
             raise ArtifactBusyError(f"{output} is being written by another process "
-                                    f"({holder})") from None
+                                    f"({who})") from None
         except OSError as error:  # a file system without locks
             log.warning("%s: written without a lock (%s): run one process at a time on it",
                         output, error)
@@ -225,14 +236,16 @@ def claim(output: Path) -> Iterator[None]:
         if not locked:
             yield
             return
-        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        lock.truncate(0)
-        lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
-        lock.flush()
+        if named:
+            since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            lock.truncate(0)
+            lock.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}\n")
+            lock.flush()
         try:
             yield
         finally:
-            lock.truncate(0)  # no holder named while none holds it
+            if named:
+                lock.truncate(0)  # no holder named while none holds it
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 

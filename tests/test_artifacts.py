@@ -123,6 +123,23 @@ def test_a_claimed_artifact_is_busy_until_its_holder_lets_go(tmp_path):
     assert [p.name for p in output.parent.iterdir()] == [".psi@c=1.0,seed=0.lock"]
 
 
+def test_a_look_at_who_holds_a_claim_never_turns_a_writer_away(tmp_path):
+    import fcntl
+    import threading
+
+    output = tmp_path / "evaluate"
+    with artifacts.claim(output):
+        pass
+    # A look (`seqtutor status`) holds the lock shared for an instant; the writer retries.
+    look = open(tmp_path / ".evaluate.lock")
+    fcntl.flock(look, fcntl.LOCK_SH)
+    threading.Timer(0.08, lambda: fcntl.flock(look, fcntl.LOCK_UN)).start()
+    with artifacts.claim(output):
+        assert artifacts.holder(output).startswith(f"pid {os.getpid()} on ")
+    look.close()
+    assert artifacts.holder(output) is None
+
+
 def test_a_process_that_dies_holding_a_claim_releases_it(tmp_path):
     output = tmp_path / "pretrain"
     holder = subprocess.Popen(
@@ -160,7 +177,19 @@ def test_status_of_an_empty_workdir_says_what_waits_and_writes_nothing(tmp_path,
     workdir = tmp_path / "work"
     assert cli.main(["status", "melody_smoke", "--workdir", str(workdir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:3] == ["prepare_data  to do", "pretrain      waits for input (prepare_data)",
-                         "tune/q        waits for input (pretrain)"]
-    assert lines[-1] == "tune: 4 points: 4 waits for input"
+    assert lines[:3] == ["prepare_data  to do",
+                         "pretrain      waiting for input (prepare_data)",
+                         "tune/q        waiting for input (pretrain)"]
+    assert lines[-1] == "tune: 4 points: 4 waiting for input"
     assert not workdir.exists()
+
+
+def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    # `seqtutor status ... | head -1`: the reader has gone before the table is written.
+    process = subprocess.Popen([sys.executable, "-m", "seqtutor.pipeline.cli", "status",
+                                "melody_smoke", "--workdir", str(tmp_path / "work")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    error = process.stderr.read()
+    assert process.wait() == 1
+    assert "Traceback" not in error and "BrokenPipeError" not in error

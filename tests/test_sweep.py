@@ -173,18 +173,37 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     # A second process on the sweep (here a claim this test holds) leaves the point it is
     # writing to it, and says so.
     held = runner.stage("tune").output(workdir, "psi@c=1.0,seed=0")
+    tiny_sets = [f"{key}={json.dumps(value)}" for key, value in TINY_TUNE
+                 if not key.startswith("prepare_data.")] + [
+        f"sweep={json.dumps({'tune.c': [0.5, 1.0], 'seed': [0, 1]})}"]
     with artifacts.claim(held):
-        shared = runner.run_variants(config, "tune", workdir)
+        shared = {result.name: result for result in runner.run_variants(config, "tune", workdir)}
         rows = {row.name: row for row in runner.status(config, workdir)}
-    assert all(result.skipped for result in shared)
-    assert [result.name for result in shared if result.busy] == ["tune/psi@c=1.0,seed=0"]
-    assert "being written by another process (pid" in shared[2].busy
+        capsys.readouterr()
+        assert cli.main(["tune", SMOKE, "--workdir", str(workdir), "--keep-finished",
+                         *[arg for value in tiny_sets for arg in ("--set", value)]]) == 0
+        assert "tune: 1 of 4 skipped as other processes are running them" in (
+            capsys.readouterr().err)
+        # `seqtutor run` tunes the free points, then stops rather than evaluate without it.
+        with pytest.raises(artifacts.ArtifactBusyError, match=r"1 tune output is being written"
+                                                              r" by other processes \(tune/psi"):
+            runner.run_pipeline(config, workdir)
+        assert not (workdir / "evaluate").exists()
+    assert all(result.skipped for result in shared.values())
+    assert [name for name, result in shared.items() if result.busy] == ["tune/psi@c=1.0,seed=0"]
+    assert "being written by another process (pid" in shared["tune/psi@c=1.0,seed=0"].busy
     assert rows["tune/psi@c=1.0,seed=0"].state == "running"
     assert f"pid {os.getpid()} on " in rows["tune/psi@c=1.0,seed=0"].detail
     assert [rows[name].state for name in ("prepare_data", "pretrain", "evaluate")] == [
         "done", "done", "to do"]
     assert sorted(row.state for name, row in rows.items() if name.startswith("tune/")) == [
         "done", "done", "done", "running"]
+    # Under a new pretrain setting the points wait for the prior `seqtutor run` would remake.
+    retrained = config_lib.load_config(SMOKE, TINY_TUNE + [
+        ("sweep", {"tune.c": [0.5, 1.0], "seed": [0, 1]}), ("pretrain.max_steps", 10**6)])
+    rows = {row.name: row for row in runner.status(retrained, workdir)}
+    assert rows["pretrain"].state == "out of date"
+    assert {rows[f"tune/{v}"].detail for v in config.tune_variants()} == {"pretrain out of date"}
 
     wider = sweep_config({"tune.c": [0.5, 1.0, 2.0], "seed": [0, 1]})
     results = [runner.run_stage(wider, "tune", workdir, variant=v)
@@ -206,7 +225,9 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     assert sorted(name for name, code in made_by.items() if code == "0.0+upgraded") == [
         "psi@c=4.0,seed=0", "psi@c=4.0,seed=1"]
     assert cli.main(["status", SMOKE, "--workdir", str(workdir),
-                     *[arg for value in sets for arg in ("--set", value)]]) == 0
+                     *[arg for value in sets for arg in ("--set", value)],
+                     # the prior's Beam options: they are prepare_data settings
+                     "--set", f"prepare_data.beam_args={json.dumps(FAST_BEAM_ARGS)}"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert [line.split()[1:] for line in table if line.startswith("tune/psi@c=4.0")] == [
         ["done"], ["done"]]

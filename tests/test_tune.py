@@ -176,6 +176,12 @@ def test_killed_tuning_resumes_from_its_last_checkpoint(pretrained_workdir, monk
     # `seqtutor status` reads where it stopped from the checkpoint the rerun resumes.
     assert runner.artifact_status(config, "tune", pretrained_workdir, "psi") == \
         runner.ArtifactStatus("tune/psi", "stopped", "checkpoint at step 4,096 of 8,192")
+    # A partial run of other settings is not resumed (artifact_writer discards it).
+    other = smoke_config(*[(key, value) for key, value in (
+        ("tune.num_steps", 8192), ("tune.eval_every", 4096), ("tune.checkpoint_every", 4096),
+        ("tune.exploration_steps", 4096), ("tune.c", 2.0))])
+    assert runner.artifact_status(other, "tune", pretrained_workdir, "psi").state in (
+        "to do", "out of date")
 
     def recording_collect(self):
         starts.append(int(self.env_steps.numpy()))
