@@ -95,11 +95,17 @@ def test_missing_input_fails_before_beam(tmp_path):
     assert not (tmp_path / "work" / "prepare_data").exists()
 
 
+def no_artifact_or_partial(workdir):
+    """Neither prepare_data nor its partial directory (its lock file stays: artifacts.claim)."""
+    return not (workdir / "prepare_data").exists() and not (
+        workdir / ".prepare_data.partial").exists()
+
+
 def test_empty_corpus_is_an_error_and_leaves_no_artifact(tmp_path):
     config = melody_config()  # no input, no built-in corpus
     with pytest.raises(runner.StageError, match="corpus is empty"):
         runner.run_stage(config, "prepare_data", tmp_path / "work")
-    assert not any((tmp_path / "work").glob("*prepare_data*"))
+    assert no_artifact_or_partial(tmp_path / "work")
 
 
 def test_zero_melodies_out_is_an_error_and_leaves_no_artifact(midi_corpus, tmp_path):
@@ -107,7 +113,7 @@ def test_zero_melodies_out_is_an_error_and_leaves_no_artifact(midi_corpus, tmp_p
     config = melody_config(input=bad_only)
     with pytest.raises(runner.StageError, match=r"no train or eval records.*corrupt_midi"):
         runner.run_stage(config, "prepare_data", tmp_path / "work")
-    assert not any((tmp_path / "work").glob("*prepare_data*"))
+    assert no_artifact_or_partial(tmp_path / "work")
 
 
 def test_split_abc_tunes_keeps_file_header_fields():
