@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seqtutor import artifacts, domains, layout, plugins, sequence_model, sweep, tfrecords
+from seqtutor import (artifacts, console, domains, layout, plugins, sequence_model, sweep,
+                      tfrecords)
 from seqtutor.config import EVALUATE_READS, MLE_MODEL
 from seqtutor.components import report
 from seqtutor.rl.policy import load_sampler
@@ -200,9 +201,6 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
                 continue
             sampler = load_sampler(inputs["pretrain"], inputs.get("tune"), name)
             if sampler is None:
-                log.warning("evaluate: no tuned model %r (run `seqtutor tune CONFIG "
-                            "--algorithm %s`); evaluating the rest", name,
-                            sweep.algorithm_of(name))
                 missing.append(name)
                 continue
             tokens, log_prior, kl = sampler.sample(
@@ -217,6 +215,13 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
             log.info("evaluate/%s: mean r_T %.1f, mean log p %.3f", name,
                      models[name]["mean_task_reward"], models[name]["mean_log_prior"])
 
+        if missing:
+            algorithms = sorted({sweep.algorithm_of(name) for name in missing})
+            log.warning("evaluate: %d model%s not tuned, evaluating the rest: %s (`seqtutor tune "
+                        "CONFIG --keep-finished --algorithm NAME` tunes them, NAME %s; "
+                        "`seqtutor status CONFIG` lists them)", len(missing),
+                        "s" * (len(missing) != 1), console.name_list(missing),
+                        " or ".join(algorithms))
         if not keep(DATA_ROW):
             # The data row: eval-split sequences, scored under the prior like samples.
             compositions, observations, actions = domain.data_episodes(

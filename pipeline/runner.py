@@ -152,7 +152,7 @@ def summary_text(name: str, summary: dict[str, Any]) -> str:
         if summary.get("kept_rows"):
             parts.append(f"{summary['kept_rows']} kept from the last evaluation")
         if summary.get("missing_models"):
-            parts.append(f"missing {', '.join(summary['missing_models'])}")
+            parts.append(f"missing {console.name_list(summary['missing_models'])}")
     return ", ".join(parts)
 
 

@@ -327,6 +327,13 @@ def beam_worker_options(beam_args: list[str]) -> dict[str, Any]:
 # -- progress ------------------------------------------------------------------------------
 
 
+def name_list(names: list[str], limit: int = 5) -> str:
+    """``names`` joined by commas, the first ``limit`` of a longer list and how many more."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
 def format_seconds(seconds: float) -> str:
     """``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
     if seconds < 100:

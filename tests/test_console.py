@@ -163,3 +163,12 @@ def test_the_native_filter_drops_tf_and_beam_worker_lines_of_fd_2_and_children()
         "E0000 00:00:1796300228.711786    5762 op_kernel.cc:1] a real error", "child error",
         "python warning line", "console line"])
     assert lines[-1] == "a partial line after the session"
+
+
+def test_a_long_list_of_names_shows_five_and_counts_the_rest():
+    names = [f"psi@c={c},seed=0" for c in (1, 2, 4, 8, 16, 32, 64)]
+    assert console.name_list(names[:5]) == ", ".join(names[:5])
+    assert console.name_list(names) == ", ".join(names[:5]) + " and 2 more"
+    from seqtutor.pipeline import runner  # the evaluate stage's "done" line uses it
+    assert runner.summary_text("evaluate", {"models": ["data", "mle"], "missing_models": names}
+                               ).endswith("missing " + ", ".join(names[:5]) + " and 2 more")
