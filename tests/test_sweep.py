@@ -22,6 +22,13 @@ def sweep_config(sweep: dict):
     return config_lib.load_config(SMOKE, TINY_TUNE + [("sweep", sweep)])
 
 
+def set_args(sweep: dict) -> list[str]:
+    """The command line's --set arguments of sweep_config(sweep), less the Beam options."""
+    values = [f"{key}={json.dumps(value)}" for key, value in TINY_TUNE
+              if not key.startswith("prepare_data.")] + [f"sweep={json.dumps(sweep)}"]
+    return [arg for value in values for arg in ("--set", value)]
+
+
 def test_every_point_is_a_variant_named_by_its_values():
     config = config_lib.load_config(SMOKE, [("tune.algorithms", ["q", "psi"]),
                                             ("sweep", {"tune.c": [0.5, 1], "seed": [0, 1]})])
@@ -173,15 +180,12 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     # A second process on the sweep (here a claim this test holds) leaves the point it is
     # writing to it, and says so.
     held = runner.stage("tune").output(workdir, "psi@c=1.0,seed=0")
-    tiny_sets = [f"{key}={json.dumps(value)}" for key, value in TINY_TUNE
-                 if not key.startswith("prepare_data.")] + [
-        f"sweep={json.dumps({'tune.c': [0.5, 1.0], 'seed': [0, 1]})}"]
     with artifacts.claim(held):
         shared = {result.name: result for result in runner.run_variants(config, "tune", workdir)}
         rows = {row.name: row for row in runner.status(config, workdir)}
         capsys.readouterr()
         assert cli.main(["tune", SMOKE, "--workdir", str(workdir), "--keep-finished",
-                         *[arg for value in tiny_sets for arg in ("--set", value)]]) == 0
+                         *set_args({"tune.c": [0.5, 1.0], "seed": [0, 1]})]) == 0
         assert "tune: 1 of 4 skipped as other processes are running them" in (
             capsys.readouterr().err)
         # `seqtutor run` tunes the free points, then stops rather than evaluate without it.
@@ -215,17 +219,16 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     # --keep-finished` keeps the six finished points and tunes only the new value's two.
     monkeypatch.setattr(artifacts, "code_version", lambda: "0.0+upgraded")
     widest_sweep = {"tune.c": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1]}
-    sets = [f"{key}={json.dumps(value)}" for key, value in TINY_TUNE
-            if not key.startswith("prepare_data.")] + [f"sweep={json.dumps(widest_sweep)}"]
+    sets = set_args(widest_sweep)
     assert cli.main(["tune", SMOKE, "--workdir", str(workdir), "--keep-finished",
-                     *[arg for value in sets for arg in ("--set", value)]]) == 0
+                     *sets]) == 0
     made_by = {name: json.loads((layout.tuned_dir(workdir / "tune", name) / "artifact.json")
                                 .read_text())["code_version"]
                for name in sweep_config(widest_sweep).tune_variants()}
     assert sorted(name for name, code in made_by.items() if code == "0.0+upgraded") == [
         "psi@c=4.0,seed=0", "psi@c=4.0,seed=1"]
     assert cli.main(["status", SMOKE, "--workdir", str(workdir),
-                     *[arg for value in sets for arg in ("--set", value)],
+                     *sets,
                      # the prior's Beam options: they are prepare_data settings
                      "--set", f"prepare_data.beam_args={json.dumps(FAST_BEAM_ARGS)}"]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -260,7 +263,7 @@ def test_a_sweep_tunes_each_point_once_and_a_new_value_only_its_points(
     kept = json.loads((grown.path / "metrics.json").read_text())
     assert {name: kept["models"][name] for name in metrics["models"]} == metrics["models"]
     assert cli.main(["evaluate", SMOKE, "--workdir", str(workdir), "--rescore",
-                     *[arg for value in sets for arg in ("--set", value)]]) == 0
+                     *sets]) == 0
     scratch = workdir / "evaluate"
     assert json.loads((scratch / "artifact.json").read_text())["summary"]["kept_rows"] == 0
     assert json.loads((scratch / "metrics.json").read_text()) == kept
