@@ -1,7 +1,7 @@
 """The ``seqtutor`` command line (see docs/architecture.md for the contract).
 
-Beam pipeline options go after ``--`` on ``run`` and ``prepare-data``, as in Beam's own
-examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
+Beam pipeline options go after ``--`` on ``run``, ``prepare-data`` and ``status`` (which reads
+them as prepare_data's fingerprint does), as in Beam's own examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
 """
 
 from __future__ import annotations
@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="the KFP v2 pipeline spec (Vertex/Kubeflow)")
     _common(compile_, workdir=False)
     compile_.add_argument("--output", type=Path, required=True, help="pipeline spec YAML")
-    compile_.add_argument("--image", default="seqtutor:latest",
+    compile_.add_argument("--image", default=None,
                           help="the container image of prepare_data and evaluate (the "
-                               "Dockerfile's cpu variant); a digest (@sha256:...) pins it")
+                               "Dockerfile's cpu variant; default: the tag scripts/"
+                               "build_image.sh gives it); a digest (@sha256:...) pins it")
     compile_.add_argument("--gpu-image", default=None,
                           help="the container image of pretrain and tune (the Dockerfile's gpu "
-                               "variant; default: --image)")
+                               "variant; default: --image when it is named, else the tag "
+                               "scripts/build_image.sh gives the gpu variant)")
     compile_.add_argument("--accelerator-type", default="NVIDIA_TESLA_T4",
                           help="accelerator type of each tune task")
     compile_.add_argument("--accelerator-count", type=int, default=1,

@@ -24,7 +24,9 @@ from typing import List
 from kfp import compiler, dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-DEFAULT_IMAGE = "seqtutor:latest"
+# scripts/build_image.sh's default tags: an image built with its defaults compiles with ours.
+DEFAULT_IMAGE = "seqtutor:cpu"
+DEFAULT_GPU_IMAGE = "seqtutor:gpu"
 # Vertex AI collects at most this many outputs of a loop into one list.
 MAX_FAN_IN = 100
 
@@ -105,14 +107,16 @@ def evaluate(config_json: str, code_version: str, dataset: Input[Dataset], prior
     shutil.copy(Path(evaluation.path) / layout.REPORT_FILE, report.path)
 
 
-def build_pipeline(config, *, image: str = DEFAULT_IMAGE, gpu_image: str | None = None,
+def build_pipeline(config, *, image: str | None = None, gpu_image: str | None = None,
                    tune_resources: Resources = Resources("NVIDIA_TESLA_T4", 1),
                    pretrain_resources: Resources = Resources(),
                    parallelism: int = 0, code_version: str | None = None):
     """The KFP pipeline function for ``config`` (its values are the parameters' defaults).
 
-    ``image`` runs prepare_data and evaluate; ``gpu_image`` (default: ``image``) runs pretrain
-    and the tune tasks, the ones that train on an accelerator (the Dockerfile's two variants).
+    ``image`` (default: the build script's cpu tag) runs prepare_data and evaluate;
+    ``gpu_image`` runs pretrain and the tune tasks, the ones that train on an accelerator (the
+    Dockerfile's two variants); its default is ``image`` when that is named, else the build
+    script's gpu tag.
 
     Raises:
       PipelineSpecError: ``image`` or ``gpu_image`` is not an image reference, a resource is
@@ -121,7 +125,9 @@ def build_pipeline(config, *, image: str = DEFAULT_IMAGE, gpu_image: str | None 
     from seqtutor import artifacts
     from seqtutor.pipeline import runner
 
-    gpu_image = gpu_image or image
+    if gpu_image is None:
+        gpu_image = DEFAULT_GPU_IMAGE if image is None else image
+    image = image or DEFAULT_IMAGE
     for flag, reference in (("--image", image), ("--gpu-image", gpu_image)):
         if not IMAGE_REFERENCE.match(reference):
             raise PipelineSpecError(f"{flag}: {reference!r} is not an image reference ([registry/]"

@@ -104,6 +104,20 @@ def test_bad_compile_options_are_errors_before_anything_is_written(tmp_path, fla
     assert "Traceback" not in result.stderr and not output.exists()
 
 
+@pytest.mark.parametrize("options,cpu,gpu", [
+    ({}, "seqtutor:cpu", "seqtutor:gpu"),  # scripts/build_image.sh's default tags
+    ({"image": "r.example/seqtutor:1"}, "r.example/seqtutor:1", "r.example/seqtutor:1"),
+    ({"gpu_image": "r.example/seqtutor-gpu:1"}, "seqtutor:cpu", "r.example/seqtutor-gpu:1"),
+])
+def test_default_images(tmp_path, options, cpu, gpu):
+    output = tmp_path / "pipeline.yaml"
+    kfp_pipeline.compile_pipeline(config_lib.load_config(SMOKE), str(output), **options)
+    executors = yaml.safe_load(output.read_text())["deploymentSpec"]["executors"]
+    images = {name: executor["container"]["image"] for name, executor in executors.items()}
+    assert images == {"exec-prepare-data": cpu, "exec-evaluate": cpu, "exec-pretrain": gpu,
+                      "exec-tune": gpu}
+
+
 def test_image_references():
     good = ["seqtutor", "seqtutor:latest", "localhost:5000/seqtutor:0.1.0",
             "europe-docker.pkg.dev/p/r/seqtutor@sha256:" + "a" * 64]
