@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -114,16 +115,25 @@ def _match_remote(pattern: str, suffixes: Sequence[str]) -> list[str]:
                               else in_directory(pattern + "/"))
 
 
+# What reading a damaged input file raises: a read error, a .gz file that is not gzip or is cut
+# short.
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
 def open_input(path: str) -> io.TextIOBase:
-    """An input file as UTF-8 text, local or remote, gunzipped when its name ends in .gz."""
+    """An input file as UTF-8 text, local or remote, gunzipped when its name ends in .gz. A byte
+    that is not UTF-8 reads as U+FFFD, so it spoils its line (which its reader then drops and
+    counts), not the file."""
     if not is_remote(path):
-        return gzip.open(path, "rt") if path.endswith(".gz") else open(path, encoding="utf-8")
+        if path.endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        return open(path, encoding="utf-8", errors="replace")
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     return io.TextIOWrapper(gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw,
-                            encoding="utf-8")
+                            encoding="utf-8", errors="replace")
 
 
 def hash_fraction(text: str) -> float:

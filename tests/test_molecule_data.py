@@ -73,6 +73,24 @@ def test_smiles_files_with_bad_lines(smiles_corpus, tmp_path):
     assert written == {chemistry.canonical(s) for s in GOOD}
 
 
+def test_damaged_files_and_bytes_that_are_not_utf8_are_counted_drops(tmp_path):
+    corpus = tmp_path / "smiles"
+    corpus.mkdir()
+    # Latin-1 bytes: in a name (the line is kept), in a SMILES (the line is an invalid SMILES).
+    (corpus / "latin1.smi").write_bytes(b"CCO caf\xe9\nc1ccccc1 x\nCC\xe9O y\nCCN z\n")
+    (corpus / "random.smi.gz").write_bytes(b"3\xfd not gzip at all")  # no line read
+    # Cut inside gzip's trailer: both lines decompress, then the end is missing.
+    (corpus / "cut.smi.gz").write_bytes(gzip.compress(b"CCCl a\nOC(=O)C b\n")[:-4])
+    config = molecule_config(input=[str(corpus)], eval_fraction=0.4)
+    out = runner.run_stage(config, "prepare_data", tmp_path / "work").path
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["dropped_by_reason"] == {"invalid_smiles": 1, "unreadable_file": 2}
+    assert stats["sequences_written"] == 5  # CCO, c1ccccc1, CCN, CCCl, OC(=O)C
+    unreadable = {d["source"].rsplit("/", 1)[1] for d in stats["dropped_examples"]
+                  if d["reason"] == "unreadable_file"}
+    assert unreadable == {"random.smi.gz", "cut.smi.gz"}
+
+
 def test_dataset_loads_with_tfds_builder_from_directory(smiles_corpus, tmp_path):
     import tensorflow_datasets as tfds
 

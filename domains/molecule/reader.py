@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
-from seqtutor.corpus import (CorpusSequence, DroppedInput, InputNotFoundError, hash_fraction,
-                             list_input_files, open_input)
+from seqtutor.corpus import (READ_ERRORS, CorpusSequence, DroppedInput, InputNotFoundError,
+                             hash_fraction, list_input_files, open_input)
 from seqtutor.domains.molecule import chemistry, tokens as smiles_tokens
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,13 @@ class TooLongError(DroppedInput):
     reason = "too_long"
 
 
+class UnreadableFileError(DroppedInput):
+    """A file that cannot be read to its end (a .gz that is not gzip or is cut short, a read
+    error): the lines read before the error are kept."""
+
+    reason = "unreadable_file"
+
+
 class DisallowedTokenError(DroppedInput):
     reason = "disallowed_token"
 
@@ -56,7 +63,7 @@ class SmilesFile(NamedTuple):
       source: the path.
       column: the SMILES column of a CSV file (its header is skipped); None: the first
         whitespace-separated field of each line.
-      lines: data lines in the file (the header excluded).
+      lines: data lines in the file (the header excluded; those before a read error).
       keep: the fraction of lines the sample keeps (1.0: all), chosen by a hash of the line.
     """
 
@@ -93,9 +100,24 @@ def csv_column_index(path: str, column: str) -> int:
     return header.index(column)
 
 
-def count_lines(path: str, skip_header: bool) -> int:
-    with open_input(path) as handle:
-        return sum(1 for _ in handle) - int(skip_header)
+def read_error(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _checked_file(path: str, smiles_column: str) -> SmilesFile:
+    """``path`` as a SmilesFile: its SMILES column and its data lines, those before a read
+    error if one stops its reading (the reader then counts the file as dropped, unreadable)."""
+    column, lines = None, 0
+    try:
+        if is_csv(path):
+            column = csv_column_index(path, smiles_column)
+        with open_input(path) as handle:
+            for _ in handle:
+                lines += 1
+    except READ_ERRORS as error:
+        log.warning("prepare_data: %s cannot be read to its end (%s); the lines before the "
+                    "error are read", path, read_error(error))
+    return SmilesFile(path, column, max(lines - int(column is not None), 0))
 
 
 def list_inputs(config) -> list[SmilesFile]:
@@ -108,10 +130,7 @@ def list_inputs(config) -> list[SmilesFile]:
     paths = list_input_files(config.input, SMILES_EXTENSIONS)
     if config.builtin_corpus == "moses":
         paths.append(moses_train_file())
-    files = []
-    for path in paths:
-        column = csv_column_index(path, config.smiles_column) if is_csv(path) else None
-        files.append(SmilesFile(path, column, count_lines(path, column is not None)))
+    files = [_checked_file(path, config.smiles_column) for path in paths]
     total = sum(file.lines for file in files)
     log.info("prepare_data: %d SMILES files, %d lines", len(files), total)
     if config.sample_size is not None and total > config.sample_size:
@@ -120,22 +139,28 @@ def list_inputs(config) -> list[SmilesFile]:
 
 
 def _line_batches(file: SmilesFile):
-    """(path, column, lines) for batches of the data lines of ``file`` that the sample keeps
-    (plain tuples: Beam encodes them fast)."""
-    batch = []
-    with open_input(file.source) as handle:
-        if file.column is not None:
-            next(handle, None)
-        for line in handle:
-            line = line.rstrip("\r\n")
-            # Salted: the split hashes the (mostly identical) canonical SMILES.
-            if file.keep >= 1.0 or hash_fraction("sample:" + line) < file.keep:
-                batch.append(line)
-                if len(batch) == LINES_PER_BATCH:
-                    yield file.source, file.column, batch
-                    batch = []
+    """(path, column, lines, None) for batches of the data lines of ``file`` that the sample
+    keeps (plain tuples: Beam encodes them fast), then (path, column, [], error) when the file
+    cannot be read to its end."""
+    batch, error = [], None
+    try:
+        with open_input(file.source) as handle:
+            if file.column is not None:
+                next(handle, None)
+            for line in handle:
+                line = line.rstrip("\r\n")
+                # Salted: the split hashes the (mostly identical) canonical SMILES.
+                if file.keep >= 1.0 or hash_fraction("sample:" + line) < file.keep:
+                    batch.append(line)
+                    if len(batch) == LINES_PER_BATCH:
+                        yield file.source, file.column, batch, None
+                        batch = []
+    except READ_ERRORS as read_failure:
+        error = read_error(read_failure)
     if batch:
-        yield file.source, file.column, batch
+        yield file.source, file.column, batch, None
+    if error is not None:
+        yield file.source, file.column, [], error
 
 
 class ParseSmilesFn(beam.DoFn):
@@ -147,7 +172,9 @@ class ParseSmilesFn(beam.DoFn):
         self._allowed = set(allowed_tokens) if allowed_tokens else None
 
     def process(self, element):
-        source, column, lines = element
+        source, column, lines, error = element
+        if error is not None:
+            yield source, UnreadableFileError(error)
         for line in lines:
             try:
                 yield self._parse(column, line)
