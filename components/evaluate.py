@@ -135,8 +135,9 @@ def _version(package: str) -> str | None:
 def kept_rows(previous: Path | None, keys: dict[str, str], domain
               ) -> dict[str, tuple[dict, dict, np.ndarray]]:
     """The rows of the ``previous`` evaluation that still hold: {name: (statistics, details,
-    shown samples)} for each row whose key is unchanged and whose samples file is there.
-    Nothing (everything is scored again) when the previous artifact lacks or garbles a file."""
+    shown samples)} for each row whose key is unchanged and whose samples file is the one it
+    wrote (its digest, recorded beside the key). Nothing (everything is scored again) when the
+    previous artifact lacks or garbles a file."""
     if previous is None or not layout.is_complete(previous):
         return {}
     previous = Path(previous)
@@ -151,13 +152,22 @@ def kept_rows(previous: Path | None, keys: dict[str, str], domain
             shown = {name: shown_file[name] for name in shown_file.files}
         rows, details = metrics["models"], metrics[domain.details_key]
         return {name: (rows[name], details[name], shown[name]) for name, key in keys.items()
-                if old_keys.get(name) == key and isinstance(rows.get(name), dict)
-                and name in details and name in shown
-                and sample_file(previous, name, domain).is_file()}
+                if isinstance(rows.get(name), dict) and name in details and name in shown
+                and old_keys.get(name) == row_key(key, sample_file(previous, name, domain))}
     except Exception as error:  # noqa: BLE001 - any damage: score every row again, never fail
         log.warning("evaluate: scoring every model again (the last evaluation's scores are "
                     "unreadable: %s: %s)", type(error).__name__, error)
         return {}
+
+
+def row_key(score_key: str, samples: Path) -> dict[str, str | None]:
+    """What score_keys.json records of a row: its score key and its samples file's digest
+    (None when there is no file), so that a damaged samples file is not kept."""
+    try:
+        digest = hashlib.sha256(samples.read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return {"key": score_key, "samples_sha256": digest}
 
 
 def sample_file(evaluation: Path, name: str, domain) -> Path:
@@ -241,8 +251,9 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
                    "seed_groups": over_seeds(models, sweep.seed_groups(tuned, config.points())),
                    **domain.metrics_extras()}
         (output / layout.METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n")
-        (output / layout.SCORE_KEYS_FILE).write_text(
-            json.dumps({name: keys[name] for name in models}, indent=1) + "\n")
+        (output / layout.SCORE_KEYS_FILE).write_text(json.dumps(
+            {name: row_key(keys[name], sample_file(output, name, domain)) for name in models},
+            indent=1) + "\n")
         np.savez_compressed(output / layout.SHOWN_SAMPLES_FILE, **samples)
         report_path = report.write_report(output, metrics, samples,
                                           report.read_curves(inputs.get("tune"), models),

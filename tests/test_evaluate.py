@@ -108,7 +108,8 @@ def test_bad_evaluate_settings_are_config_errors():
 
 
 @pytest.mark.parametrize("damage", ["none", "truncated_shown", "empty_shown", "keys_not_a_dict",
-                                    "missing_samples_file", "an_older_version_made_it"])
+                                    "missing_samples_file", "damaged_samples_file",
+                                    "an_older_version_made_it"])
 def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, caplog):
     class Domain:  # what kept_rows reads of a domain
         details_key, sample_suffix = "details", ".npz"
@@ -117,7 +118,6 @@ def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, ca
     (previous / layout.SAMPLES_DIR).mkdir(parents=True)
     (previous / layout.ARTIFACT_FILE).write_text("{}")
     keys = {"mle": "k1", "psi@c=1.0,seed=0": "k2", "data": "k3"}
-    (previous / layout.SCORE_KEYS_FILE).write_text(json.dumps({**keys, "data": "old"}))
     (previous / layout.METRICS_FILE).write_text(json.dumps({
         "models": {name: {"valid": 0.5} for name in keys},
         "details": {name: {} for name in keys}}))
@@ -125,6 +125,9 @@ def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, ca
                         **{name: np.arange(6).reshape(2, 3) for name in keys})
     for name in keys:
         np.savez_compressed(previous / layout.SAMPLES_DIR / f"{name}.npz", tokens=np.zeros(2))
+    recorded = {name: evaluate.row_key(key, previous / layout.SAMPLES_DIR / f"{name}.npz")
+                for name, key in {**keys, "data": "old"}.items()}
+    (previous / layout.SCORE_KEYS_FILE).write_text(json.dumps(recorded))
     shown = previous / layout.SHOWN_SAMPLES_FILE
     if damage == "truncated_shown":
         shown.write_bytes(shown.read_bytes()[:40])
@@ -134,15 +137,19 @@ def test_the_last_evaluations_rows_are_kept_only_when_whole(tmp_path, damage, ca
         (previous / layout.SCORE_KEYS_FILE).write_text("[1, 2]")
     elif damage == "missing_samples_file":
         (previous / layout.SAMPLES_DIR / "mle.npz").unlink()
+    elif damage == "damaged_samples_file":  # cut short: still a file, no longer the one written
+        psi_samples = previous / layout.SAMPLES_DIR / "psi@c=1.0,seed=0.npz"
+        psi_samples.write_bytes(psi_samples.read_bytes()[:100])
     elif damage == "an_older_version_made_it":
         (previous / layout.SCORE_KEYS_FILE).unlink()
 
     kept = evaluate.kept_rows(previous, keys, Domain())
-    expected = {"none": ["mle", "psi@c=1.0,seed=0"], "missing_samples_file": ["psi@c=1.0,seed=0"]}
+    expected = {"none": ["mle", "psi@c=1.0,seed=0"], "missing_samples_file": ["psi@c=1.0,seed=0"],
+                "damaged_samples_file": ["mle"]}
     # The data row's key changed: it is scored again. Damage: every row is scored again.
     assert sorted(kept) == expected.get(damage, [])
     if damage in expected:
-        stats, details, samples = kept["psi@c=1.0,seed=0"]
+        stats, details, samples = kept[expected[damage][-1]]
         assert stats == {"valid": 0.5} and details == {} and samples.shape == (2, 3)
     elif damage == "an_older_version_made_it":  # expected, not damage: no warning
         assert "WARNING" not in caplog.text
