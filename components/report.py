@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import csv
 import html
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 
-from seqtutor import layout, sweep
+from seqtutor import artifacts, layout, sweep
 from seqtutor.config import MLE_MODEL
 from seqtutor.figures import figure, figure_uri
 from seqtutor.rl import algorithms
 from seqtutor.statistic import (COUNT, FRACTION, HIGHER, LOWER, VALUE, ZERO, Statistic,
                                 ranking_key, undeclared)
+
+log = logging.getLogger(__name__)
 
 DATA_COLUMN = "data"  # the eval split scored like a model (evaluate.DATA_ROW): a reference
 PAPER = "Jaques et al. 2017"
@@ -132,9 +135,9 @@ def curves_png(curves: dict[str, list[dict]]) -> str | None:
         return None
     fig, (reward_axis, prior_axis) = figure(1, 2, figsize=(11, 3.8))
     for algorithm, rows in curves.items():
-        steps = [float(r["step"]) for r in rows]
-        reward_axis.plot(steps, [float(r["mean_task_reward"]) for r in rows], label=algorithm)
-        prior_axis.plot(steps, [float(r["mean_log_prior"]) for r in rows], label=algorithm)
+        steps = [r["step"] for r in rows]
+        reward_axis.plot(steps, [r["mean_task_reward"] for r in rows], label=algorithm)
+        prior_axis.plot(steps, [r["mean_log_prior"] for r in rows], label=algorithm)
     reward_axis.set(title="mean r_T per episode", xlabel="environment steps")
     prior_axis.set(title="mean log p(a|s) under the Reward RNN", xlabel="environment steps")
     reward_axis.legend()
@@ -452,14 +455,25 @@ def model_order(names) -> list[str]:
     return sorted(names, key=lambda name: (rank[sweep.algorithm_of(name)], names.index(name)))
 
 
-def read_curves(tune_dir: Path | None, models) -> dict[str, list[dict]]:
-    """The curves.csv rows of each tuned model among ``models`` (none without a tune dir)."""
+CURVE_COLUMNS = ("step", "mean_task_reward", "mean_log_prior")
+
+
+def read_curves(tune_dir: Path | None, models) -> dict[str, list[dict[str, float]]]:
+    """The curve points (``CURVE_COLUMNS``, as numbers) of each tuned model among ``models``
+    (none without a tune dir). A damaged curves.csv leaves its curve out, with a warning,
+    not the report."""
     curves = {}
     for model in models if tune_dir is not None else ():
         path = layout.tuned_dir(tune_dir, model) / layout.CURVES_FILE
-        if path.is_file():
-            with path.open() as handle:
-                curves[model] = list(csv.DictReader(handle))
+        if not path.is_file():
+            continue
+        try:
+            with path.open(encoding="utf-8") as handle:
+                curves[model] = [{key: float(row[key]) for key in CURVE_COLUMNS}
+                                 for row in csv.DictReader(handle)]
+        except (OSError, ValueError, KeyError, TypeError) as error:  # TypeError: a short row
+            log.warning("report: %s's curve left out: %s", model,
+                        artifacts.damaged(path, error))
     return curves
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,22 @@ STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 class StageError(RuntimeError):
     """A stage failed; the message names it. Earlier artifacts are left as they were."""
+
+
+def failure_text(error: Exception) -> str:
+    """``Type: message`` of a stage's failure. A TensorFlow op error is cut to its own message
+    (the graph's call stack before it says nothing to a user); a damaged TFRecord shard says
+    how to make the dataset again."""
+    text = str(error)
+    if text.startswith("Graph execution error"):
+        own = [line for line in text.splitlines() if line.strip()
+               and not line.startswith((" ", "\t", "Graph execution error", "Detected at node"))]
+        text = own[-1] if own else text
+    tensorflow = sys.modules.get("tensorflow")  # not imported: not a TensorFlow error
+    if tensorflow is not None and isinstance(error, tensorflow.errors.DataLossError):
+        text += (" (a TFRecord shard of the dataset is damaged or cut short: make it again with "
+                 "`seqtutor prepare-data CONFIG`)")
+    return f"{type(error).__name__}: {text}"
 
 
 @dataclasses.dataclass
@@ -280,7 +297,7 @@ def run_stage(config: Config, name: str, workdir: Path, *, force: bool = False,
         except (artifacts.MissingArtifactError, KeyboardInterrupt):
             raise
         except Exception as error:
-            raise StageError(f"stage {label} failed: {type(error).__name__}: {error}") from error
+            raise StageError(f"stage {label} failed: {failure_text(error)}") from error
         seconds = time.perf_counter() - started
         details = summary_text(name, summary)
         log.info("%s: done in %s%s", label, console.format_seconds(seconds),

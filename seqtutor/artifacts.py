@@ -46,6 +46,18 @@ class MissingArtifactError(FileNotFoundError):
     """A stage's input artifact does not exist; the message names the command to run first."""
 
 
+class DamagedArtifactError(ValueError):
+    """A file of a finished artifact cannot be read (damaged, cut short); the message names it."""
+
+
+def damaged(path: Path, error: Exception) -> DamagedArtifactError:
+    """The error for ``path``, a file of an artifact that ``error`` stopped reading."""
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return DamagedArtifactError(
+        f"{path} cannot be read ({type(error).__name__}{': ' + detail if detail else ''}): it "
+        "is damaged or cut short; make it again by rerunning the stage that wrote it")
+
+
 class ArtifactBusyError(RuntimeError):
     """Another process is writing the artifact; the message names it and that process."""
 
@@ -129,11 +141,15 @@ def same_config_and_inputs(record: dict[str, Any], config_section: dict[str, Any
 
 
 def read_artifact(path: Path) -> dict[str, Any] | None:
-    """The artifact.json of a complete artifact directory, or None."""
+    """The artifact.json of a complete artifact directory, or None: none there, or a damaged one
+    (not a JSON object with a fingerprint), which the stage then makes again as if missing."""
     try:
-        return json.loads((Path(path) / layout.ARTIFACT_FILE).read_text())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        record = json.loads((Path(path) / layout.ARTIFACT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or unreadable; not UTF-8 or not JSON
         return None
+    if not isinstance(record, dict) or not isinstance(record.get("fingerprint"), str):
+        return None
+    return record
 
 
 def record_digest(path: Path) -> str | None:
@@ -150,6 +166,10 @@ def require_artifact(path: Path, stage: str, command: str) -> dict[str, Any]:
     """artifact.json of an input, or MissingArtifactError naming the command to run first."""
     record = read_artifact(path)
     if record is None:
+        if (Path(path) / layout.ARTIFACT_FILE).exists():
+            raise MissingArtifactError(
+                f"the {stage} artifact at {path} is damaged (its {layout.ARTIFACT_FILE} is no "
+                f"record): run `{command}` again")
         raise MissingArtifactError(
             f"no {stage} artifact at {path}: run `{command}` first")
     return record

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from seqtutor import layout
+from seqtutor import artifacts, layout
 
 keras = tf.keras
 
@@ -80,7 +80,10 @@ def load_model(pretrain_dir: str | Path, vocab: dict | None = None) -> keras.Mod
     path = Path(pretrain_dir) / layout.MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {layout.MODEL_FILE} in {pretrain_dir}")
-    model = keras.models.load_model(path, compile=False)
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file makes Keras or h5py raise
+        raise artifacts.damaged(path, error) from error
     if vocab is not None:
         check_vocabulary(model, vocab)
     return model

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from seqtutor import layout
+from seqtutor import artifacts, layout
 from seqtutor.corpus import EmptyCorpusError
 
 SPLITS = ("train", "eval")
@@ -125,7 +125,13 @@ def read_vocab(data_dir: str | Path) -> dict:
     path = Path(data_dir) / layout.VOCAB_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {layout.VOCAB_FILE} in {data_dir}")
-    return json.loads(path.read_text())
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not UTF-8, not JSON
+        raise artifacts.damaged(path, error) from error
+    if not isinstance(vocab, dict) or "num_tokens" not in vocab:
+        raise artifacts.damaged(path, ValueError("not a vocabulary (no num_tokens)"))
+    return vocab
 
 
 def finish_dataset(data_dir: str | Path, stats: dict, vocab: dict, description: str,
@@ -135,13 +141,16 @@ def finish_dataset(data_dir: str | Path, stats: dict, vocab: dict, description: 
 
     Raises:
       EmptyCorpusError: a split has no record; the message names the split, then
-        ``empty_detail`` (where the inputs went and what to change).
+        ``empty_detail`` (where the inputs went and what to change) and a few dropped inputs
+        (the failed stage's stats.json goes with its directory).
     """
     data_dir = Path(data_dir)
     (data_dir / layout.STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
     empty = [split for split, n in stats["records_out"].items() if n == 0]
     if empty:
-        raise EmptyCorpusError(f"no {' or '.join(empty)} {empty_detail}; see "
-                               f"{layout.STATS_FILE} for the dropped inputs and their reasons")
+        examples = "; ".join(f"{drop['source']}: {drop['reason']} ({drop['detail'][:80]})"
+                             for drop in stats.get("dropped_examples", [])[:3])
+        raise EmptyCorpusError(f"no {' or '.join(empty)} {empty_detail}"
+                               + (f"; dropped, for example: {examples}" if examples else ""))
     (data_dir / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
     write_tfds_metadata(data_dir, description)

@@ -119,7 +119,8 @@ def test_bad_inputs_fail_before_beam_and_leave_no_artifact(smiles_corpus, tmp_pa
         runner.run_stage(molecule_config(input=[str(smiles_corpus / "b.csv.gz")]),
                          "prepare_data", tmp_path / "work")
     (tmp_path / "bad.smi").write_text("xx\nyy\n")
-    with pytest.raises(runner.StageError, match="no train or eval records"):
+    with pytest.raises(runner.StageError, match=r"no train or eval records.*for example: "
+                                                r"\S*bad.smi: invalid_smiles \(xx\)"):
         runner.run_stage(molecule_config(input=[str(tmp_path / "bad.smi")]), "prepare_data",
                          tmp_path / "work2")
     assert not (tmp_path / "work2" / "prepare_data").exists()
