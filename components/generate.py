@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqtutor import artifacts, domains, layout, sweep, tfrecords
+from seqtutor import artifacts, console, domains, layout, sweep, tfrecords
 from seqtutor.config import MLE_MODEL
 from seqtutor.rl import algorithms
 from seqtutor.rl.policy import load_sampler
@@ -17,15 +17,24 @@ def generate(config, workdir: Path, model: str, num: int, out: Path) -> list[Pat
     """Write ``num`` samples of ``model`` into ``out``; returns the written paths.
 
     Raises:
-      ValueError: an unknown model name or a non-positive count.
+      ValueError: an unknown model name, a point the config's sweep does not have, a
+        non-positive count or an ``out`` that is a file; all before any work.
       MissingArtifactError: the model has not been trained (names the command to run).
     """
     known = (MLE_MODEL, *algorithms.names())
-    if sweep.algorithm_of(model) not in known:
+    algorithm = sweep.algorithm_of(model)
+    if algorithm not in known:
         raise ValueError(f"unknown model {model!r}; choose from {', '.join(known)} (or an "
                          "algorithm at a sweep point: psi@c=0.25,seed=1)")
+    points = [point.name for point in config.points()] if algorithm != MLE_MODEL else [""]
+    if sweep.point_of(model) not in points:
+        hint = (f"name it {algorithm!r}" if points == [""] else
+                f"its points: {console.name_list(points)}, as in {algorithm}@{points[0]}")
+        raise ValueError(f"model {model!r}: the config has no such point ({hint})")
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out} is a file; name a directory (made if missing)")
     pretrain_dir = layout.stage_dir(workdir, "pretrain")
     tune_dir = layout.stage_dir(workdir, "tune")
     artifacts.require_artifact(pretrain_dir, "pretrain", "seqtutor pretrain CONFIG")

@@ -33,8 +33,15 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
                         "(overrides the config)")
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _max_points(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-points", type=int, default=sweep.MAX_POINTS, metavar="N",
+    parser.add_argument("--max-points", type=positive_int, default=sweep.MAX_POINTS, metavar="N",
                         help="the most points the config's sweep may have "
                              f"(default {sweep.MAX_POINTS})")
 

@@ -33,9 +33,11 @@ class ConfigError(ValueError):
 
 
 class Options(BaseModel):
-    """Base of every options section: unknown keys are errors, assignments are validated."""
+    """Base of every options section: unknown keys are errors, assignments are validated, and
+    a number must be finite (c = .inf would silently drop the task reward)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False,
+                              allow_inf_nan=False)
 
 
 class PretrainConfig(Options):
@@ -287,7 +289,7 @@ class Config(Options):
     domain: str = Field("melody", description="The domain: a registered name (melody, "
                         "molecule), an import path package.module:Class, or the name of a "
                         "'seqtutor.domains' entry point.")
-    seed: int = Field(0, description="Random seed of every stage.")
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed of every stage.")
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
@@ -502,9 +504,12 @@ def resolve_config(spec: str | Path) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a YAML text file (not UTF-8: {error.reason} at byte "
+                          f"{error.start})") from error
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: invalid config: the top level must be a mapping")
     return raw
