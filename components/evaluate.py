@@ -153,7 +153,8 @@ def kept_rows(previous: Path | None, keys: dict[str, str], domain
         rows, details = metrics["models"], metrics[domain.details_key]
         return {name: (rows[name], details[name], shown[name]) for name, key in keys.items()
                 if isinstance(rows.get(name), dict) and name in details and name in shown
-                and old_keys.get(name) == row_key(key, sample_file(previous, name, domain))}
+                and old_keys.get(name) == row_key(key, sample_file(previous, name, domain))
+                and old_keys[name]["samples_sha256"] is not None}
     except Exception as error:  # noqa: BLE001 - any damage: score every row again, never fail
         log.warning("evaluate: scoring every model again (the last evaluation's scores are "
                     "unreadable: %s: %s)", type(error).__name__, error)

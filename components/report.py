@@ -455,13 +455,10 @@ def model_order(names) -> list[str]:
     return sorted(names, key=lambda name: (rank[sweep.algorithm_of(name)], names.index(name)))
 
 
-CURVE_COLUMNS = ("step", "mean_task_reward", "mean_log_prior")
-
-
 def read_curves(tune_dir: Path | None, models) -> dict[str, list[dict[str, float]]]:
-    """The curve points (``CURVE_COLUMNS``, as numbers) of each tuned model among ``models``
-    (none without a tune dir). A damaged curves.csv leaves its curve out, with a warning,
-    not the report."""
+    """The curve points (``layout.CURVE_FIELDS``, as numbers) of each tuned model among
+    ``models`` (none without a tune dir). A damaged curves.csv leaves its curve out, with a
+    warning, not the report."""
     curves = {}
     for model in models if tune_dir is not None else ():
         path = layout.tuned_dir(tune_dir, model) / layout.CURVES_FILE
@@ -469,7 +466,7 @@ def read_curves(tune_dir: Path | None, models) -> dict[str, list[dict[str, float
             continue
         try:
             with path.open(encoding="utf-8") as handle:
-                curves[model] = [{key: float(row[key]) for key in CURVE_COLUMNS}
+                curves[model] = [{key: float(row[key]) for key in layout.CURVE_FIELDS}
                                  for row in csv.DictReader(handle)]
         except (OSError, ValueError, KeyError, TypeError) as error:  # TypeError: a short row
             log.warning("report: %s's curve left out: %s", model,

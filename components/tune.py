@@ -32,7 +32,6 @@ from seqtutor.rl.collect import collect_episodes, epsilon_schedule
 from seqtutor.rl.replay import EpisodeReplay, episodes_trajectory
 
 log = logging.getLogger(__name__)
-CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")  # then the domain's curve_fields
 
 
 class NonFiniteError(FloatingPointError):
@@ -50,7 +49,7 @@ class CurveWriter:
     def __init__(self, path: Path, resume_step: int, summary_dir: Path,
                  extra_fields: tuple[str, ...] = ()):
         self.path = path
-        self.fields = CURVE_FIELDS + tuple(extra_fields)
+        self.fields = layout.CURVE_FIELDS + tuple(extra_fields)  # then the domain's fields
         rows = []
         if path.exists() and resume_step > 0:
             with path.open() as handle:
@@ -229,6 +228,12 @@ def _continue_from(previous: Path, output: Path) -> None:
     shutil.copy(Path(previous) / layout.CURVES_FILE, output / layout.CURVES_FILE)
 
 
+def tune_seed(seed: int, algorithm: str) -> int:
+    """The seed of one algorithm's tuning: one per algorithm, below NumPy's bound of 2^32 (the
+    config's seed times 10 plus the algorithm's index, for a seed below 2^32 / 10)."""
+    return (seed * 10 + algorithms.names().index(algorithm)) % 2**32
+
+
 def run(config, inputs: dict[str, Path], output: Path, variant: str,
         previous: Path | None = None) -> dict:
     """Tune ``variant`` (an algorithm, or an algorithm at a sweep point: ``psi@c=0.25``; the
@@ -263,7 +268,7 @@ def run(config, inputs: dict[str, Path], output: Path, variant: str,
 
 def _open(config, pretrained, domain, algorithm: str, output: Path, previous: Path | None):
     """The tuner, at step 0 or at the last checkpoint in ``output`` (or ``previous``'s)."""
-    seed = config.seed * 10 + algorithms.names().index(algorithm)
+    seed = tune_seed(config.seed, algorithm)
     tf.keras.utils.set_random_seed(seed)
     tuner = Tuner(pretrained, domain, config.tune, algorithm, seed)
     if previous is not None:

@@ -1,7 +1,8 @@
 """The ``seqtutor`` command line (see docs/architecture.md for the contract).
 
 Beam pipeline options go after ``--`` on ``run``, ``prepare-data`` and ``status`` (which reads
-them as prepare_data's fingerprint does), as in Beam's own examples: ``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
+them as prepare_data's fingerprint does), as in Beam's examples:
+``seqtutor prepare-data configs/melody.yaml -- --runner=DataflowRunner --project=P``.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def _command(args) -> int:
         console.error(f"seqtutor: error: {error}")
         return 2
     except (artifacts.MissingArtifactError, artifacts.ArtifactBusyError, runner.StageError,
-            FileNotFoundError, ValueError) as error:
+            OSError, ValueError) as error:  # OSError: a file it cannot read or write
         console.error(f"seqtutor: error: {error}")
         return 1
     # Each stage's start and end were its lines (the runner's log); the report is the result.

@@ -127,7 +127,7 @@ def build_pipeline(config, *, image: str | None = None, gpu_image: str | None = 
 
     if gpu_image is None:
         gpu_image = DEFAULT_GPU_IMAGE if image is None else image
-    image = image or DEFAULT_IMAGE
+    image = DEFAULT_IMAGE if image is None else image
     for flag, reference in (("--image", image), ("--gpu-image", gpu_image)):
         if not IMAGE_REFERENCE.match(reference):
             raise PipelineSpecError(f"{flag}: {reference!r} is not an image reference ([registry/]"

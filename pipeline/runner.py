@@ -111,15 +111,18 @@ class StageError(RuntimeError):
 
 def failure_text(error: Exception) -> str:
     """``Type: message`` of a stage's failure. A TensorFlow op error is cut to its own message
-    (the graph's call stack before it says nothing to a user); a damaged TFRecord shard says
-    how to make the dataset again."""
+    (the graph's call stack before it says nothing to a user), the first of several root
+    errors; a damaged TFRecord shard says how to make the dataset again."""
     text = str(error)
     if text.startswith("Graph execution error"):
+        lines = [line.strip() for line in text.splitlines()]
+        roots = [line for line in lines if line.startswith("(0) ")]
         own = [line for line in text.splitlines() if line.strip()
                and not line.startswith((" ", "\t", "Graph execution error", "Detected at node"))]
-        text = own[-1] if own else text
+        text = roots[0] if roots else own[-1] if own else text
     tensorflow = sys.modules.get("tensorflow")  # not imported: not a TensorFlow error
-    if tensorflow is not None and isinstance(error, tensorflow.errors.DataLossError):
+    if (tensorflow is not None and isinstance(error, tensorflow.errors.DataLossError)
+            and "record" in text):
         text += (" (a TFRecord shard of the dataset is damaged or cut short: make it again with "
                  "`seqtutor prepare-data CONFIG`)")
     return f"{type(error).__name__}: {text}"
@@ -366,7 +369,7 @@ def artifact_status(config: Config, name: str, workdir: Path,
         plan = _plan(config, name, workdir, variant)
     except artifacts.MissingArtifactError:
         missing = [source for source in stage(name).inputs
-                   if not layout.is_complete(layout.stage_dir(workdir, source))]
+                   if artifacts.read_artifact(layout.stage_dir(workdir, source)) is None]
         return ArtifactStatus(label, "waiting for input", ", ".join(missing))
     output = plan.output
     partial = artifacts.partial_dir(output)

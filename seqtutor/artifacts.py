@@ -145,7 +145,7 @@ def read_artifact(path: Path) -> dict[str, Any] | None:
     (not a JSON object with a fingerprint), which the stage then makes again as if missing."""
     try:
         record = json.loads((Path(path) / layout.ARTIFACT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing or unreadable; not UTF-8 or not JSON
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # missing; not UTF-8 or JSON
         return None
     if not isinstance(record, dict) or not isinstance(record.get("fingerprint"), str):
         return None

@@ -115,9 +115,9 @@ def _match_remote(pattern: str, suffixes: Sequence[str]) -> list[str]:
                               else in_directory(pattern + "/"))
 
 
-# What reading a damaged input file raises: a read error, a .gz file that is not gzip or is cut
-# short.
-READ_ERRORS = (OSError, EOFError, zlib.error)
+# What reading a damaged .gz input raises: not gzip, cut short, a bad checksum or deflate
+# stream. Any other OSError (no permission, a network error a runner retries) fails the job.
+READ_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
 def open_input(path: str) -> io.TextIOBase:

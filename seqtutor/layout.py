@@ -22,7 +22,8 @@ MODEL_FILE = "model.keras"            # the sequence model (tune: the tuned valu
 CHECKPOINT_DIR = "checkpoints"        # resumable training state
 LOGS_DIR = "logs"                     # TensorBoard
 METRICS_FILE = "metrics.json"         # pretrain: eval accuracy and log perplexity; evaluate
-CURVES_FILE = "curves.csv"            # tune: step, mean_task_reward, mean_log_prior, ...
+CURVES_FILE = "curves.csv"            # tune: CURVE_FIELDS, then the domain's curve_fields
+CURVE_FIELDS = ("step", "mean_task_reward", "mean_log_prior")  # its first columns
 POLICY_DIR = "policy"                 # tune: the TF-Agents PolicySaver export
 TUNE_SUMMARY_FILE = "tune.json"       # tune: steps and the first and last curve points
 

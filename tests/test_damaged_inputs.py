@@ -52,6 +52,28 @@ def test_a_tensorflow_failure_is_cut_to_its_own_message():
         "DataLossError: truncated record at 2244 (a TFRecord shard of the dataset is damaged "
         "or cut short: make it again with `seqtutor prepare-data CONFIG`)")
     assert runner.failure_text(ValueError("bad\nvalue")) == "ValueError: bad\nvalue"
+    # Several root errors: the first is the cause; a damaged checkpoint is no dataset's fault.
+    error = tf.errors.DataLossError(None, None, (
+        "Graph execution error:\n\nDetected at node RestoreV2 defined at (most recent call "
+        'last):\n  File "tune.py", line 274, in run\n\n2 root error(s) found.\n  (0) '
+        "DATA_LOSS: Unable to read checkpoint ckpt-2 (checksum mismatch)\n\t [[{{node "
+        "RestoreV2}}]]\n  (1) DATA_LOSS: Unable to read checkpoint\n0 successful operations."
+        "\n0 derived errors ignored. [Op:__inference_restore]"))
+    assert runner.failure_text(error) == (
+        "DataLossError: (0) DATA_LOSS: Unable to read checkpoint ckpt-2 (checksum mismatch)")
+
+
+def test_tune_seeds_stay_within_numpys_bound():
+    import tensorflow as tf
+
+    from seqtutor.components import tune
+    from seqtutor.rl import algorithms
+
+    assert tune.tune_seed(3, "psi") == 30 + algorithms.names().index("psi")  # unchanged
+    for name in algorithms.names():
+        seed = tune.tune_seed(2**32 - 1, name)
+        assert 0 <= seed < 2**32
+        tf.keras.utils.set_random_seed(seed)
 
 
 def test_a_damaged_curve_is_left_out_of_the_report_with_a_warning(tmp_path, caplog):

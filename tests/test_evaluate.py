@@ -10,6 +10,7 @@ from seqtutor.components import evaluate, generate, report
 from seqtutor.domains.melody import statistics
 from seqtutor import artifacts, config as config_lib
 from seqtutor.pipeline import runner
+from seqtutor.rl.policy import load_sampler
 from tests.conftest import FAST_BEAM_ARGS, workdir_with_prior
 
 
@@ -98,6 +99,11 @@ def test_generate_bad_requests(evaluated, tmp_path):
         generate.generate(config, workdir, "mle", 0, tmp_path)
     with pytest.raises(artifacts.MissingArtifactError, match="--algorithm psi"):
         generate.generate(config, workdir, "psi", 3, tmp_path)
+    # A tuned model whose record is damaged is not tuned, for generate as for evaluate.
+    (tmp_path / "tune" / "q").mkdir(parents=True)
+    (tmp_path / "tune" / "q" / layout.ARTIFACT_FILE).write_text("{}")
+    assert load_sampler(workdir / "pretrain", tmp_path / "tune", "q") is None
+    assert load_sampler(workdir / "pretrain", workdir / "tune", "q") is not None
 
 
 def test_bad_evaluate_settings_are_config_errors():

@@ -81,14 +81,23 @@ def test_damaged_files_and_bytes_that_are_not_utf8_are_counted_drops(tmp_path):
     (corpus / "random.smi.gz").write_bytes(b"3\xfd not gzip at all")  # no line read
     # Cut inside gzip's trailer: both lines decompress, then the end is missing.
     (corpus / "cut.smi.gz").write_bytes(gzip.compress(b"CCCl a\nOC(=O)C b\n")[:-4])
+    # Cut mid-stream: whole lines before the cut are read, never the cut one (a shorter SMILES
+    # that may well be valid).
+    long_lines = [f"{'C' * n}O" for n in range(1, 41)] * 50
+    packed = gzip.compress("".join(f"{s} x\n" for s in long_lines).encode())
+    (corpus / "mid.smi.gz").write_bytes(packed[:len(packed) // 2])
     config = molecule_config(input=[str(corpus)], eval_fraction=0.4)
     out = runner.run_stage(config, "prepare_data", tmp_path / "work").path
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["dropped_by_reason"] == {"invalid_smiles": 1, "unreadable_file": 2}
-    assert stats["sequences_written"] == 5  # CCO, c1ccccc1, CCN, CCCl, OC(=O)C
+    assert stats["dropped_by_reason"] == {"invalid_smiles": 1, "unreadable_file": 3}
+    written = {source for split in tfrecords.SPLITS
+               for source in tfrecords.read_sources(out, split, batch_size=100)}
+    from seqtutor.domains.molecule import chemistry
+    first = {chemistry.canonical(s) for s in ("CCO", "c1ccccc1", "CCN", "CCCl", "OC(=O)C")}
+    assert first < written <= first | {chemistry.canonical(s) for s in long_lines}
     unreadable = {d["source"].rsplit("/", 1)[1] for d in stats["dropped_examples"]
                   if d["reason"] == "unreadable_file"}
-    assert unreadable == {"random.smi.gz", "cut.smi.gz"}
+    assert unreadable == {"random.smi.gz", "cut.smi.gz", "mid.smi.gz"}
 
 
 def test_dataset_loads_with_tfds_builder_from_directory(smiles_corpus, tmp_path):

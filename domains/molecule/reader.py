@@ -46,8 +46,8 @@ class TooLongError(DroppedInput):
 
 
 class UnreadableFileError(DroppedInput):
-    """A file that cannot be read to its end (a .gz that is not gzip or is cut short, a read
-    error): the lines read before the error are kept."""
+    """A .gz file that cannot be read to its end (not gzip, cut short, damaged): the whole
+    lines read before the error are kept."""
 
     reason = "unreadable_file"
 
@@ -164,8 +164,9 @@ def _line_batches(file: SmilesFile):
 
 
 class ParseSmilesFn(beam.DoFn):
-    """(path, column, lines) -> for each line the canonical SMILES as a CorpusSequence, or a
-    drop with its reason."""
+    """(path, column, lines, error) -> the file's drop when ``error`` says why it cannot be
+    read to its end, then for each line the canonical SMILES as a CorpusSequence, or a drop with
+    its reason."""
 
     def __init__(self, max_tokens: int, allowed_tokens: list[str] | None):
         self._max_tokens = max_tokens

@@ -18,7 +18,7 @@ from tf_agents.policies import tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step, time_step as ts
 
-from seqtutor import layout, sequence_model, sweep, tfrecords
+from seqtutor import artifacts, layout, sequence_model, sweep, tfrecords
 from seqtutor.config import MLE_MODEL
 from seqtutor.rl import algorithms
 
@@ -103,7 +103,7 @@ def load_sampler(pretrain_dir: str | Path, tune_dir: str | Path | None,
         return sequence_model.PolicySampler(prior)
     algorithm = algorithms.get(sweep.algorithm_of(model))
     tuned = None if tune_dir is None else layout.tuned_dir(tune_dir, model)
-    if tuned is None or not layout.is_complete(tuned):
+    if tuned is None or artifacts.read_artifact(tuned) is None:  # none, or a damaged record
         return None
     return sequence_model.PolicySampler(sequence_model.load_model(tuned, vocab), prior,
                                         prior_weight=algorithm.policy_prior_weight)
