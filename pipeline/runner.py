@@ -115,10 +115,10 @@ def failure_text(error: Exception) -> str:
     errors; a damaged TFRecord shard says how to make the dataset again."""
     text = str(error)
     if text.startswith("Graph execution error"):
-        lines = [line.strip() for line in text.splitlines()]
-        roots = [line for line in lines if line.startswith("(0) ")]
-        own = [line for line in text.splitlines() if line.strip()
-               and not line.startswith((" ", "\t", "Graph execution error", "Detected at node"))]
+        lines = [line for line in text.splitlines() if line.strip()]
+        roots = [line.strip() for line in lines if line.strip().startswith("(0) ")]
+        own = [line for line in lines if not line.startswith(
+            (" ", "\t", "Graph execution error", "Detected at node"))]
         text = roots[0] if roots else own[-1] if own else text
     tensorflow = sys.modules.get("tensorflow")  # not imported: not a TensorFlow error
     if (tensorflow is not None and isinstance(error, tensorflow.errors.DataLossError)
