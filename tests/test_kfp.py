@@ -8,6 +8,7 @@ per task in the CPU image that scripts/build_image.sh builds (the nearest local 
 Vertex AI and Kubeflow); it is skipped, with the reason, without that variable or a Docker daemon
 that can be started. The build takes minutes from a warm cache, longer from a cold one."""
 
+import builtins
 import json
 import os
 import subprocess
@@ -146,12 +147,26 @@ def init_subprocess_runner(root: Path) -> None:
                enable_caching=True)
 
 
+def keeping_print(pipeline_func):
+    """``pipeline_func`` that leaves builtins.print as it found it. kfp.local indents a task's
+    output by swapping builtins.print and putting it back after; two loop iterations run at
+    once in threads and can put back each other's indenting print, which then stays for every
+    later test in this process."""
+    def run(*args, **kwargs):
+        print_before = builtins.print
+        try:
+            return pipeline_func(*args, **kwargs)
+        finally:
+            builtins.print = print_before
+    return run
+
+
 def run_tiny_pipeline(**options):
     """Build the tiny pipeline (no accelerators) and run it once under the runner that
-    kfp.local was set to; the pipeline function."""
+    kfp.local was set to; the pipeline function (print kept, as above)."""
     config = config_lib.load_config(SMOKE, TINY)
-    pipeline_func = kfp_pipeline.build_pipeline(config, tune_resources=kfp_pipeline.Resources(),
-                                                **options)
+    pipeline_func = keeping_print(kfp_pipeline.build_pipeline(
+        config, tune_resources=kfp_pipeline.Resources(), **options))
     pipeline_func()
     return pipeline_func
 
