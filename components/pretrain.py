@@ -334,6 +334,7 @@ def _train(config, data_dir: Path, vocab: dict, output: Path, previous: Path | N
     })
     if sequence_model.precision_policy(options.mixed_precision) != "float32":
         model = _float32_model(model)
+    metrics["weights_sha256"] = sequence_model.weights_digest(model)  # a rerun's should match
     sequence_model.save_model(model, output)
     # The model's vocabulary travels with it: tune, evaluate and generate check against it.
     (output / layout.VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")

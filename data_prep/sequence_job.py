@@ -6,7 +6,7 @@ Graph::
     yields nothing is counted by reason) -> keep one of identical sequences -> split by a hash of
     each sequence's group -> CorpusSummary (tokens, counts, lengths: one global combine)
     -> the domain's vocabulary of the summary -> encode and cut into records with it as a side
-    input -> WriteToTFRecord (train, eval)
+    input -> WriteOrderedShards (train, eval: shards in a fixed order, the same on every run)
            \\-> stats events and the summary -> JSON files -> stats.json
 
 What differs between domains is the domain's (``seqtutor.domains``): which inputs it reads, its
@@ -24,6 +24,10 @@ import logging
 from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+# WriteToTFRecord's own record framing (length, masked CRC32C, data, masked CRC32C).
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from seqtutor import console, tfrecords
@@ -171,6 +175,43 @@ class ToRecordsFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_STATS, {"event": "no_record"})
 
 
+def _shard_keyed(record: bytes, num_shards: int) -> tuple[int, tuple[bytes, bytes]]:
+    key = tfrecords.record_key(record)
+    return int.from_bytes(key[:8], "little") % num_shards, (key, record)
+
+
+def _write_shard(element, prefix: str, num_shards: int):
+    """(shard index, its (key, record) pairs and a None marker) -> the shard file, in key
+    order. A worker retried after a failure writes the same bytes again."""
+    index, keyed = element
+    path = tfrecords.shard_name(prefix, index, num_shards)
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
+        for _, record in sorted(pair for pair in keyed if pair is not None):
+            _TFRecordUtil.write_record(file, record)
+    yield path
+
+
+class WriteOrderedShards(beam.PTransform):
+    """Serialised records -> ``num_shards`` TFRecord files: each record in the shard and at the
+    place a hash of its bytes gives (``tfrecords.record_key``), an empty shard written empty.
+    Unlike WriteToTFRecord, which deals records round-robin from a random start, the same
+    records give byte-identical shards, so a rerun on the same machine trains the same prior
+    bit for bit. A shard is sorted in one worker's memory: size num_shards for that."""
+
+    def __init__(self, prefix: str, num_shards: int):
+        super().__init__()
+        self._prefix, self._num_shards = prefix, num_shards
+
+    def expand(self, records):
+        every_shard = records.pipeline | "EveryShard" >> beam.Create(
+            [(index, None) for index in range(self._num_shards)])
+        return ((records | "KeyByHash" >> beam.Map(_shard_keyed, self._num_shards),
+                 every_shard)
+                | "WithEveryShard" >> beam.Flatten()
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.FlatMap(_write_shard, self._prefix, self._num_shards))
+
+
 def build_pipeline(pipeline: beam.Pipeline, inputs: list, output_dir: Path, domain_class,
                    options) -> None:
     """The job's graph, from the listed inputs to shards, stats events and the summary."""
@@ -202,9 +243,9 @@ def build_pipeline(pipeline: beam.Pipeline, inputs: list, output_dir: Path, doma
         _ = (records.records
              | f"Select{split.title()}" >> beam.Filter(lambda r, s=split: r[0] == s)
              | f"Payload{split.title()}" >> beam.Values()
-             | f"Write{split.title()}" >> beam.io.WriteToTFRecord(
+             | f"Write{split.title()}" >> WriteOrderedShards(
                  tfrecords.shard_prefix(output_dir, domain_class.name, split),
-                 num_shards=options.num_shards))
+                 options.num_shards))
     record_counts = (records.records
                      | "RecordSplits" >> beam.Keys()
                      | "CountRecords" >> beam.combiners.Count.PerElement()

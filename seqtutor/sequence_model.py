@@ -9,9 +9,11 @@ Q-network, the target network and the Reward RNN.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from seqtutor import artifacts, layout
@@ -272,8 +274,6 @@ class PolicySampler(tf.Module):
         ``with_kl`` also KL(pi || p) at each step [N, length] (nats; pi at ``temperature``).
         With ``end_token``, the steps after a sequence's first ``end_token`` read ``end_token``,
         log-probability 0 and KL 0."""
-        import numpy as np
-
         first_tokens = np.asarray(first_tokens, dtype=np.int32)
         outputs = ([], [], [])
         batches = range(0, len(first_tokens), batch_size) if length > 0 else ()
@@ -331,6 +331,16 @@ def save_model(model: keras.Model, directory: Path) -> Path:
     path = Path(directory) / layout.MODEL_FILE
     model.save(path)
     return path
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of the model's weights (each array's dtype, shape and bytes, in order): equal
+    digests mean bit-identical weights, whatever the saved file's metadata."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def model_summary(model: keras.Model) -> dict:

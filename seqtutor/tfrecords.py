@@ -18,8 +18,10 @@ or, without this package::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+
 from seqtutor import artifacts, layout
 from seqtutor.corpus import EmptyCorpusError
 
@@ -27,8 +29,20 @@ SPLITS = ("train", "eval")
 
 
 def shard_prefix(data_dir: str | Path, domain: str, split: str) -> str:
-    """The path prefix Beam's WriteToTFRecord writes a split's shards under."""
+    """The path prefix a split's shards are written under."""
     return str(Path(data_dir) / f"{domain}-{split}.tfrecord")
+
+
+def shard_name(prefix: str, index: int, num_shards: int) -> str:
+    """Shard ``index`` of ``num_shards`` under ``prefix`` (Beam's and TFDS's naming)."""
+    return f"{prefix}-{index:05d}-of-{num_shards:05d}"
+
+
+def record_key(record: bytes) -> bytes:
+    """A stable, well-mixed key of a serialised record: its shard and its place in the shard
+    come from it (TFDS orders its examples by a hash too), so the same records make
+    byte-identical shards on every run, runner and worker count."""
+    return hashlib.blake2b(record, digest_size=16).digest()
 
 
 def serialize_example(tokens, source: str, start_step: int) -> bytes:
@@ -40,7 +54,8 @@ def serialize_example(tokens, source: str, start_step: int) -> bytes:
         "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
         "start_step": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(start_step)])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)  # the same bytes on every run
 
 
 def tfds_features():

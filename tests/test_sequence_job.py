@@ -1,8 +1,17 @@
 """The Beam job's own parts: keeping one of identical sequences and the corpus summary, whose
-merges the DirectRunner seldom exercises on test-sized corpora."""
+merges the DirectRunner seldom exercises on test-sized corpora, and shards written in an order
+that does not depend on how the records arrive."""
 
+import subprocess
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from seqtutor import tfrecords
 from seqtutor.corpus import CorpusSequence, sequence_key
 from seqtutor.data_prep import sequence_job
+from tests.conftest import FAST_BEAM_ARGS
 
 
 def _combine_in_parts(fn, parts):
@@ -72,3 +81,50 @@ def test_a_plain_reader_function_may_yield_numpy_tokens():
     reader = ReadSequences(lambda path: [(path, np.array([3, 1], np.int64))])
     (sequence,) = list(reader._safe_read("f.txt"))
     assert sequence == ("f.txt", [3, 1], None) and type(sequence.tokens[0]) is int
+
+
+def _write_shards(records, num_shards, out_dir, beam_args):
+    prefix = str(out_dir / "toy-train.tfrecord")
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+        _ = (pipeline | beam.Create(records)
+             | sequence_job.WriteOrderedShards(prefix, num_shards))
+    return sorted(out_dir.iterdir())
+
+
+def _read_records(path):
+    import tensorflow as tf
+
+    return [record.numpy() for record in tf.data.TFRecordDataset(str(path))]
+
+
+def test_shards_are_byte_identical_however_the_records_arrive(tmp_path):
+    records = [tfrecords.serialize_example([i % 7, i], f"in.smi@{i}", 0) for i in range(300)]
+    one = _write_shards(records, 3, tmp_path / "one", FAST_BEAM_ARGS)
+    # Another order, in bundles over two threads: WriteToTFRecord would deal them otherwise.
+    other = _write_shards(records[::-1], 3, tmp_path / "other",
+                          ["--runner=DirectRunner", "--direct_running_mode=multi_threading",
+                           "--direct_num_workers=2"])
+    assert [p.name for p in one] == [f"toy-train.tfrecord-0000{i}-of-00003" for i in range(3)]
+    assert [p.read_bytes() for p in one] == [p.read_bytes() for p in other]
+    shards = [_read_records(path) for path in one]
+    assert sorted(sum(shards, [])) == sorted(records)
+    assert all(len(shard) > 50 for shard in shards)  # the hash spreads them
+    for shard in shards:  # in key order, not in the order they came
+        assert shard == sorted(shard, key=tfrecords.record_key)
+
+
+def test_a_shard_without_records_is_written_empty(tmp_path):
+    records = [tfrecords.serialize_example([1, 2], "a", 0)]
+    paths = _write_shards(records, 4, tmp_path, FAST_BEAM_ARGS)
+    assert len(paths) == 4
+    assert sorted(len(_read_records(path)) for path in paths) == [0, 0, 0, 1]
+
+
+def test_a_record_serialises_to_the_same_bytes_in_every_process():
+    # A proto map's order varies from process to process unless serialised deterministically.
+    code = ("import sys; from seqtutor import tfrecords; "
+            "sys.stdout.write(tfrecords.serialize_example([5, 3, 9], 'x.smi@4', 2).hex())")
+    processes = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True) for _ in range(5)]
+    outputs = {process.communicate(timeout=300)[0] for process in processes}
+    assert outputs == {tfrecords.serialize_example([5, 3, 9], "x.smi@4", 2).hex()}
