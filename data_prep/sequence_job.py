@@ -26,7 +26,8 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-# WriteToTFRecord's own record framing (length, masked CRC32C, data, masked CRC32C).
+# WriteToTFRecord's own record framing (length, masked CRC32C, data, masked CRC32C); private,
+# but Beam is pinned in setup.py and a rename fails at import.
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import PipelineOptions
 

@@ -402,12 +402,13 @@ def test_the_samplers_kl_from_the_prior_is_exact_and_zero_at_the_prior():
 
 def test_a_rerun_from_scratch_writes_the_same_shards_and_trains_the_same_prior(
         melody_smoke_prior, tmp_path):
-    # The session's smoke prior ran Beam in one in-process worker; here two threads bundle
-    # the records otherwise. Shards written in a hashed order and the seeded pretraining make
-    # the same bytes and the same weights, bit for bit, on the same machine.
+    # The session's smoke prior ran Beam in one in-process worker; here two worker processes
+    # (the default mode) bundle and serialise the records otherwise. Shards written in a hashed
+    # order and the seeded pretraining make the same bytes and the same weights, bit for bit,
+    # on the same CPU machine.
     config = config_lib.load_config("configs/melody_smoke.yaml", [(
         "prepare_data.beam_args", ["--runner=DirectRunner",
-                                   "--direct_running_mode=multi_threading",
+                                   "--direct_running_mode=multi_processing",
                                    "--direct_num_workers=2"])])
     for stage in ("prepare_data", "pretrain"):
         runner.run_stage(config, stage, tmp_path)
