@@ -196,7 +196,7 @@ class WriteOrderedShards(beam.PTransform):
     """Serialised records -> ``num_shards`` TFRecord files: each record in the shard and at the
     place a hash of its bytes gives (``tfrecords.record_key``), an empty shard written empty.
     Unlike WriteToTFRecord, which deals records round-robin from a random start, the same
-    records give byte-identical shards, so a rerun on the same machine trains the same prior
+    records give byte-identical shards, so a rerun on the same CPU machine trains the same prior
     bit for bit. A shard is sorted in one worker's memory: size num_shards for that."""
 
     def __init__(self, prefix: str, num_shards: int):
