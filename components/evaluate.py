@@ -8,8 +8,9 @@ twice the time at this batch size); a molecule leaves the batch at its EOS.
 Models: ``mle`` (the pretrained model, softmax of its logits) and each tuned algorithm's sampling
 policy (softmax over Q or Psi; p(a|s) exp(G) for G). A tuned model that does not exist is
 reported in metrics.json (``missing_models``) and the rest is evaluated. The ``data`` row is the
-same statistics on the eval split of the corpus (melodies cut into episode-length pieces; whole
-molecules), so every model is read against the data it learned from.
+same statistics on up to N eval-split sequences drawn at random with the config's seed
+(melodies cut into episode-length pieces; whole molecules), so every model is read against the
+data it learned from.
 
 A rerun keeps the rows that cannot have changed (``previous``, the last evaluation): a row whose
 model artifact, prior, data, evaluation settings and code are those it was scored under is
@@ -234,9 +235,10 @@ def run(config, inputs: dict[str, Path], output: Path, previous: Path | None = N
                         "s" * (len(missing) != 1), console.name_list(missing),
                         " or ".join(algorithms))
         if not keep(DATA_ROW):
-            # The data row: eval-split sequences, scored under the prior like samples.
+            # The data row: eval-split sequences, scored under the prior like samples, drawn
+            # at random (the first in file order share the corpus order's drift).
             compositions, observations, actions = domain.data_episodes(
-                tfrecords.load_split(data_dir, "eval").as_numpy_iterator(), length,
+                tfrecords.records_in_random_order(data_dir, "eval", config.seed), length,
                 options.num_samples)
             data_log_prior = sequence_model.log_prior_of_episodes(
                 sequence_model.load_model(Path(inputs["pretrain"])), observations, actions,

@@ -1,11 +1,14 @@
 """The Beam job's own parts: keeping one of identical sequences and the corpus summary, whose
 merges the DirectRunner seldom exercises on test-sized corpora, and shards written in an order
-that does not depend on how the records arrive."""
+that does not depend on how the records arrive; and the random order evaluate samples its data
+row in."""
 
 import subprocess
 import sys
 
 import apache_beam as beam
+import numpy as np
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from seqtutor import tfrecords
@@ -74,8 +77,6 @@ def test_of_identical_sequences_the_first_source_is_kept_counting_at_indices_as_
 
 
 def test_a_plain_reader_function_may_yield_numpy_tokens():
-    import numpy as np
-
     from seqtutor.readers import ReadSequences
 
     reader = ReadSequences(lambda path: [(path, np.array([3, 1], np.int64))])
@@ -128,3 +129,40 @@ def test_a_record_serialises_to_the_same_bytes_in_every_process():
                                   stderr=subprocess.DEVNULL, text=True) for _ in range(5)]
     outputs = {process.communicate(timeout=300)[0] for process in processes}
     assert outputs == {tfrecords.serialize_example([5, 3, 9], "x.smi@4", 2).hex()}
+
+
+def _write_plain_shards(records, paths):
+    """Records dealt round-robin over plain TFRecord files, in the order given."""
+    import tensorflow as tf
+
+    writers = [tf.io.TFRecordWriter(str(path)) for path in paths]
+    for index, record in enumerate(records):
+        writers[index % len(writers)].write(record)
+    for writer in writers:
+        writer.close()
+
+
+def _as_tuples(records):
+    return [(tuple(int(t) for t in r["tokens"]), bytes(r["source"]), int(r["start_step"]))
+            for r in records]
+
+
+def test_a_random_order_of_a_split_is_fair_and_ignores_the_shards(tmp_path):
+    # A corpus in a drifting order: record i holds token i. The first 100 in file order
+    # average 49.5; a fair sample of 100 out of 1,000 averages 499.5 +- 29.
+    records = [tfrecords.serialize_example([i], f"in.smi@{i}", i % 3) for i in range(1000)]
+    one, three = tmp_path / "one", tmp_path / "three"
+    one.mkdir(), three.mkdir()
+    _write_plain_shards(records, [one / "toy-eval.tfrecord-00000-of-00001"])
+    _write_plain_shards(records[::-1], [three / f"toy-eval.tfrecord-0000{i}-of-00003"
+                                        for i in range(3)])
+    ordered = _as_tuples(tfrecords.records_in_random_order(one, "eval", seed=0))
+    assert ordered == _as_tuples(tfrecords.records_in_random_order(three, "eval", seed=0))
+    assert sorted(ordered) == sorted(_as_tuples(
+        tfrecords.load_split(one, "eval").as_numpy_iterator()))  # each record once, parsed alike
+    first = [tokens[0] for tokens, _, _ in ordered[:100]]
+    assert abs(np.mean(first) - 499.5) < 150
+    other_seed = _as_tuples(tfrecords.records_in_random_order(one, "eval", seed=1))
+    assert other_seed != ordered and sorted(other_seed) == sorted(ordered)
+    with pytest.raises(FileNotFoundError, match="no 'train' TFRecord shards"):
+        tfrecords.records_in_random_order(one, "train", seed=0)
