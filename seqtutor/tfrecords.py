@@ -83,6 +83,15 @@ def shard_files(data_dir: str | Path, split: str) -> list[str]:
     return sorted(str(p) for p in Path(data_dir).glob(f"*-{split}.tfrecord-*-of-*"))
 
 
+def _feature_spec() -> dict:
+    """How tf.io parses a record of :func:`serialize_example`."""
+    import tensorflow as tf
+
+    return {"tokens": tf.io.RaggedFeature(tf.int64),
+            "source": tf.io.FixedLenFeature([], tf.string),
+            "start_step": tf.io.FixedLenFeature([], tf.int64)}
+
+
 def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
     """A ``tf.data.Dataset`` of parsed records (dicts of ``tokens``, ``source``, ``start_step``).
 
@@ -99,11 +108,7 @@ def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
     files = shard_files(data_dir, split)
     if not files:
         raise FileNotFoundError(f"no {split!r} TFRecord shards in {data_dir}")
-    spec = {
-        "tokens": tf.io.RaggedFeature(tf.int64),
-        "source": tf.io.FixedLenFeature([], tf.string),
-        "start_step": tf.io.FixedLenFeature([], tf.int64),
-    }
+    spec = _feature_spec()
     dataset = tf.data.Dataset.from_tensor_slices(files)
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                                  num_parallel_calls=tf.data.AUTOTUNE,
@@ -124,7 +129,6 @@ def records_in_random_order(data_dir: str | Path, split: str, seed: int):
     Raises:
       FileNotFoundError: the directory holds no shard of that split.
     """
-    import numpy as np
     import tensorflow as tf
 
     files = shard_files(data_dir, split)
@@ -134,14 +138,9 @@ def records_in_random_order(data_dir: str | Path, split: str, seed: int):
     records = sorted(tf.data.TFRecordDataset(files).as_numpy_iterator(),
                      key=lambda record: hashlib.blake2b(record, digest_size=16,
                                                         salt=salt).digest())
-
-    def parsed(record: bytes) -> dict:
-        features = tf.train.Example.FromString(record).features.feature
-        return {"tokens": np.array(features["tokens"].int64_list.value, np.int64),
-                "source": features["source"].bytes_list.value[0],
-                "start_step": features["start_step"].int64_list.value[0]}
-
-    return (parsed(record) for record in records)
+    spec = _feature_spec()
+    return ({key: value.numpy() for key, value in tf.io.parse_single_example(record, spec).items()}
+            for record in records)
 
 
 def read_sources(data_dir: str | Path, split: str, batch_size: int = 8192) -> list[str]:
