@@ -38,11 +38,14 @@ def shard_name(prefix: str, index: int, num_shards: int) -> str:
     return f"{prefix}-{index:05d}-of-{num_shards:05d}"
 
 
-def record_key(record: bytes) -> bytes:
+def record_key(record: bytes, seed: int | None = None) -> bytes:
     """A stable, well-mixed key of a serialised record: its shard and its place in the shard
     come from it (TFDS orders its examples by a hash too), so the same records make
-    byte-identical shards on every run, runner and worker count."""
-    return hashlib.blake2b(record, digest_size=16).digest()
+    byte-identical shards on every run, runner and worker count. With ``seed``, the hash is
+    salted by it (:func:`records_in_random_order`; blake2b pads a salt with zeros, so seed 0
+    gives the unseeded key)."""
+    salt = b"" if seed is None else int(seed).to_bytes(16, "little", signed=True)
+    return hashlib.blake2b(record, digest_size=16, salt=salt).digest()
 
 
 def serialize_example(tokens, source: str, start_step: int) -> bytes:
@@ -119,7 +122,7 @@ def load_split(data_dir: str | Path, split: str, *, deterministic: bool = True):
 
 def records_in_random_order(data_dir: str | Path, split: str, seed: int):
     """Every record of ``split``, parsed as :func:`load_split` parses it, in a uniform random
-    order that ``seed`` fixes: the order of a keyed hash of each record's bytes.
+    order that ``seed`` fixes: the order of each record's seeded :func:`record_key`.
 
     The first N are a fair sample of the split whatever order the shards hold (a corpus's file
     order has structure: MOSES's drifts) and however many shards there are; the same records
@@ -134,10 +137,8 @@ def records_in_random_order(data_dir: str | Path, split: str, seed: int):
     files = shard_files(data_dir, split)
     if not files:
         raise FileNotFoundError(f"no {split!r} TFRecord shards in {data_dir}")
-    salt = int(seed).to_bytes(16, "little", signed=True)
     records = sorted(tf.data.TFRecordDataset(files).as_numpy_iterator(),
-                     key=lambda record: hashlib.blake2b(record, digest_size=16,
-                                                        salt=salt).digest())
+                     key=lambda record: record_key(record, seed))
     spec = _feature_spec()
     return ({key: value.numpy() for key, value in tf.io.parse_single_example(record, spec).items()}
             for record in records)
