@@ -10,10 +10,12 @@ artifacts this one would otherwise make again) without running anything.
 
     python -m benchmarks.compare_algorithms [--config melody_sweep] [--workdir W]
         [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...] [--log-prior X]
-        [--read-only]
+        [--read-only] [--images DIR]
 
 ``--c`` and ``--seeds`` replace the config's sweep; ``--algorithms`` (default: the config's
-``tune.algorithms``) sets both the tuned and the evaluated models. The common closeness is
+``tune.algorithms``) sets both the tuned and the evaluated models, and with ``--read-only``
+which of the evaluated models are summed up (an off-scale one such as RL-only can be left out
+of the figures). The common closeness is
 ``--log-prior`` (mean log p(a|s) per token under the prior), by default the median over the
 tuned columns.
 
@@ -27,14 +29,18 @@ tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean 
 composition of each term of r_T, per model and per seed group); markdown (the matched table as
 Markdown, for docs/figures.md); objective_markdown (the KL-regularised reward
 E[r_T] - c KL(pi || p) by setting and algorithm, mean ± sd over seeds: which algorithm gets
-nearest the common target at each c). Smoke (tests): ``--smoke`` (the melody smoke config, Q
+nearest the common target at each c); images (with --images DIR: the report's frontier and
+statistics-against-c figures written as DIR/frontier.png and DIR/statistics_against_c.png, for
+docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q
 and DAP at c 10 with two seeds, 2,048 steps each).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+from pathlib import Path
 
 from benchmarks import common
 from seqtutor import layout, plugins, sweep
@@ -75,6 +81,19 @@ def sweep_overrides(args) -> list:
         overrides += [("tune.algorithms", list(args.algorithms)),
                       ("evaluate.models", ["mle", *args.algorithms])]
     return overrides
+
+
+def only_algorithms(metrics: dict, names) -> dict:
+    """``metrics`` restricted to the data, the MLE and the models of the algorithms ``names``
+    (models, their outcomes and their seed groups)."""
+    def kept(model: str) -> bool:
+        return model in (report.DATA_COLUMN, report.MLE_MODEL) or sweep.algorithm_of(model) in names
+
+    selected = dict(metrics)
+    for key in ("models", "outcomes", "seed_groups"):
+        if metrics.get(key):
+            selected[key] = {name: value for name, value in metrics[key].items() if kept(name)}
+    return selected
 
 
 def tune_runs(workdir, metrics: dict) -> dict[str, dict]:
@@ -222,6 +241,25 @@ def objective_markdown(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def write_images(directory, metrics: dict, domain, keys) -> dict[str, str]:
+    """The report's frontier and statistics-against-c figures as PNG files in ``directory``
+    (the report embeds them as data URIs): {name: path} of those the sweep can draw."""
+    figures = {
+        "frontier": report.frontier_png(report.frontier_rows(metrics)),
+        "statistics_against_c": report.statistics_against_c_png(
+            metrics, keys, report.statistic_info(domain, keys))}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, uri in figures.items():
+        if uri is None:  # nothing to draw: no sweep over c
+            continue
+        path = directory / f"{name}.png"
+        path.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+        written[name] = str(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = common.parser(__doc__, "melody_sweep")
     parser.add_argument("--c", type=float, nargs="+", default=None,
@@ -237,6 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--log-prior", type=float, default=None,
                         help="the common closeness, mean log p(a|s) per token (default: the "
                              "median over the tuned columns)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="also write the frontier and statistics-against-c figures as PNG "
+                             "files in DIR")
     args = common.parse_args(parser, argv, SMOKE)
     with common.setup(args, sweep_overrides(args), smoke_overrides=SMOKE_OVERRIDES) as (
             config, workdir):
@@ -246,6 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
         elif not layout.is_complete(evaluated):
             parser.error(f"--read-only: {evaluated} is not a finished evaluate artifact")
         metrics = json.loads((evaluated / layout.METRICS_FILE).read_text())
+        if args.algorithms is not None:
+            metrics = only_algorithms(metrics, args.algorithms)
         runs = tune_runs(workdir, metrics)
         if not runs:
             parser.error(f"{evaluated} holds no tuned model: nothing to compare")
@@ -254,6 +297,8 @@ def main(argv: list[str] | None = None) -> dict:
         keys = [*domain.statistic_keys, report.KL_KEY]
         info = report.statistic_info(domain, keys)
         best = paper_best(domain, info)
+        images = (write_images(args.images, metrics, domain, domain.statistic_keys)
+                  if args.images else None)
         return common.report("compare_algorithms", {
             "config": args.config, "workdir": str(workdir), "target_log_prior": target,
             "matched": matched, "paper_target": paper_target(metrics, best) if best else None,
@@ -261,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
             "reward_terms": (melody_reward_terms(evaluated, metrics)
                              if config.domain == "melody" else None),
             "markdown": markdown(matched, keys, info),
-            "objective_markdown": objective_markdown(metrics)}, args)
+            "objective_markdown": objective_markdown(metrics), "images": images}, args)
 
 
 if __name__ == "__main__":

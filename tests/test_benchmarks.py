@@ -182,6 +182,18 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
     again = smoke("compare_algorithms", tmp_path / "again.json", "--workdir",
                   str(tmp_path / "work"), "--read-only")
     assert again["matched"] == result["matched"] and again["runs"] == result["runs"]
+    assert again["images"] is None
+    # One algorithm of the evaluation, and its figures as files for the docs.
+    dap = smoke("compare_algorithms", tmp_path / "dap.json", "--workdir",
+                str(tmp_path / "work"), "--read-only", "--algorithms", "dap",
+                "--images", str(tmp_path / "images"))
+    assert dap["matched"] == {"dap": result["matched"]["dap"]}
+    assert {row["algorithm"] for row in dap["frontier"]} == {"data", "mle", "dap"}
+    assert set(dap["runs"]) == {"dap@c=10.0,seed=0", "dap@c=10.0,seed=1"}
+    assert set(dap["images"]) == {"frontier"}  # one c: no statistics-against-c figure
+    for path in dap["images"].values():
+        assert Path(path).parent == tmp_path / "images"
+        assert Path(path).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_the_paper_target_names_the_rows_a_column_misses():
