@@ -9,17 +9,17 @@ WORKDIR is only read. ``--read-only`` sums up a WORKDIR made by another code ver
 artifacts this one would otherwise make again) without running anything.
 
     python -m benchmarks.compare_algorithms [--config melody_sweep] [--workdir W]
-        [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...] [--log-prior X]
-        [--read-only] [--images DIR]
+        [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...]
+        [--match-on mean_log_prior|kl_per_token] [--target X] [--read-only] [--images DIR]
 
 ``--c`` and ``--seeds`` replace the config's sweep; ``--algorithms`` (default: the config's
 ``tune.algorithms``) sets both the tuned and the evaluated models, and with ``--read-only``
 which of the evaluated models are summed up (an off-scale one such as RL-only can be left out
-of the figures). The common closeness is
-``--log-prior`` (mean log p(a|s) per token under the prior), by default the median over the
-tuned columns.
+of the figures). The matched table holds ``--match-on`` fixed: the mean log p(a|s) per token
+under the prior (the default) or the KL(pi || p) per token, at ``--target`` (by default the
+median over the tuned columns).
 
-Prints (and with --output writes) a JSON object: config, workdir, target_log_prior; matched
+Prints (and with --output writes) a JSON object: config, workdir, match_on, target; matched
 (per algorithm: its column, the seeds, the mean and sd over seeds of every statistic, and the
 mean env_steps, train_steps and tune seconds of its runs); paper_target (where the domain has a
 paper table: the paper's best tuned value of each of its rows (the second best for
@@ -116,10 +116,14 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def matched_table(metrics: dict, runs: dict, log_prior: float | None) -> tuple[float, dict]:
+def matched_table(metrics: dict, runs: dict, target: float | None,
+                  key: str = "mean_log_prior") -> tuple[float, dict] | None:
     """Per algorithm, its column nearest the common closeness: statistics over seeds, costs
-    (seconds: the mean over the runs timed from their start)."""
-    target, chosen = report.matched_columns(metrics, log_prior)
+    (seconds: the mean over the runs timed from their start). None: no column has ``key``."""
+    match = report.matched_columns(metrics, target, key)
+    if match is None:
+        return None
+    target, chosen = match
     columns, spread = report.table_columns(metrics)
     groups = metrics.get("seed_groups") or {}
     matched = {}
@@ -272,9 +276,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--read-only", action="store_true",
                         help="only sum up WORKDIR's finished evaluate artifact (made by another "
                              "code version, whose artifacts this one would remake)")
-    parser.add_argument("--log-prior", type=float, default=None,
-                        help="the common closeness, mean log p(a|s) per token (default: the "
-                             "median over the tuned columns)")
+    parser.add_argument("--match-on", default="mean_log_prior", choices=list(report.MATCH_KEYS),
+                        help="the measure of closeness to the prior the matched table holds "
+                             "fixed (default: %(default)s)")
+    parser.add_argument("--target", type=float, default=None,
+                        help="its common value, nats per token (default: the median over the "
+                             "tuned columns)")
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="also write the frontier and statistics-against-c figures as PNG "
                              "files in DIR")
@@ -292,7 +299,10 @@ def main(argv: list[str] | None = None) -> dict:
         runs = tune_runs(workdir, metrics)
         if not runs:
             parser.error(f"{evaluated} holds no tuned model: nothing to compare")
-        target, matched = matched_table(metrics, runs, args.log_prior)
+        match = matched_table(metrics, runs, args.target, args.match_on)
+        if match is None:
+            parser.error(f"{evaluated}: no tuned model has {args.match_on} to match on")
+        target, matched = match
         domain = plugins.domain_class(config.domain)  # its declarations, no scorer started
         keys = [*domain.statistic_keys, report.KL_KEY]
         info = report.statistic_info(domain, keys)
@@ -300,7 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
         images = (write_images(args.images, metrics, domain, domain.statistic_keys)
                   if args.images else None)
         return common.report("compare_algorithms", {
-            "config": args.config, "workdir": str(workdir), "target_log_prior": target,
+            "config": args.config, "workdir": str(workdir), "match_on": args.match_on,
+            "target": target,
             "matched": matched, "paper_target": paper_target(metrics, best) if best else None,
             "frontier": report.frontier_rows(metrics), "runs": runs,
             "reward_terms": (melody_reward_terms(evaluated, metrics)

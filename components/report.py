@@ -318,27 +318,34 @@ def objective_table(metrics: dict) -> str | None:
             f"</thead><tbody>{''.join(lines)}</tbody></table>")
 
 
-def matched_columns(metrics: dict, log_prior: float | None = None
+# What "closeness to the prior" a matched table holds fixed: the mean log p(a|s) of the samples
+# under the prior (the sweep issue's measure) or the KL(pi || p) per token. They disagree when a
+# policy moves onto the prior's likeliest sequences: its log p rises while its KL grows.
+MATCH_KEYS = {"mean_log_prior": "mean log p(a|s) under the prior", KL_KEY: "KL(π ‖ p)"}
+
+
+def matched_columns(metrics: dict, target: float | None = None, key: str = "mean_log_prior"
                     ) -> tuple[float, dict[str, str]] | None:
     """A comparison at matched closeness to the prior: for each algorithm, its tuned column (a
-    model, or a group over seeds) whose mean log p(a|s) is nearest to ``log_prior`` (default:
-    the median over every tuned column; the earlier column of a tie). (log_prior,
-    {algorithm: column}); None without a tuned column."""
+    model, or a group over seeds) whose ``key`` (one of MATCH_KEYS) is nearest to ``target``
+    (default: the median over every tuned column; the earlier column of a tie). (target,
+    {algorithm: column}); None without a tuned column that has ``key``."""
+    if key not in MATCH_KEYS:
+        raise ValueError(f"cannot match on {key!r}: one of {', '.join(MATCH_KEYS)}")
     columns, _ = table_columns(metrics)
-    tuned = {name: stats["mean_log_prior"] for name, stats in columns.items()
-             if name not in (DATA_COLUMN, MLE_MODEL)
-             and stats.get("mean_log_prior") is not None}
+    tuned = {name: stats[key] for name, stats in columns.items()
+             if name not in (DATA_COLUMN, MLE_MODEL) and stats.get(key) is not None}
     if not tuned:
         return None
-    if log_prior is None:
-        log_prior = float(np.median(list(tuned.values())))
+    if target is None:
+        target = float(np.median(list(tuned.values())))
     chosen: dict[str, str] = {}
     for name in model_order(tuned):
         algorithm = sweep.algorithm_of(name)
         best = chosen.get(algorithm)
-        if best is None or abs(tuned[name] - log_prior) < abs(tuned[best] - log_prior):
+        if best is None or abs(tuned[name] - target) < abs(tuned[best] - target):
             chosen[algorithm] = name
-    return log_prior, chosen
+    return target, chosen
 
 
 def write_frontier_csv(path: Path, rows: list[dict]) -> None:
@@ -588,18 +595,24 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
                   "version of it), so along a row the larger value is the model nearer π*. The "
                   "mle column is the prior itself, which every tuned model should beat.</p>",
                   objective]
-    matched = matched_columns(metrics)
     swept = [sweep.algorithm_of(name) for name in columns
              if name not in (DATA_COLUMN, MLE_MODEL)]
-    if matched and len(swept) > len(set(swept)):  # some algorithm at more than one point
-        target, chosen = matched
-        shown = {name: columns[name] for name in (DATA_COLUMN, MLE_MODEL) if name in columns}
-        shown.update({name: columns[name] for name in chosen.values()})
+    matched = {key: matched_columns(metrics, key=key) for key in MATCH_KEYS}
+    if len(swept) > len(set(swept)) and any(matched.values()):  # an algorithm at 2+ points
         parts += ["<h2>At matched closeness to the prior</h2>",
-                  f"<p>Each algorithm at its point whose mean log p(a|s) under the prior is "
-                  f"nearest to {target:.3f} nats per token (the median of the tuned columns): "
-                  "task reward and rules compared at one distance from the data.</p>",
-                  statistics_table(shown, keys, {}, statistic_info(domain, keys), spread)]
+                  "<p>Task reward and rules compared at one distance from the prior: each "
+                  "algorithm at its point nearest to a common value (the median of the tuned "
+                  "columns) of each measure of closeness.</p>"]
+        for key, match in matched.items():
+            if match is None:
+                continue
+            target, chosen = match
+            shown = {name: columns[name] for name in (DATA_COLUMN, MLE_MODEL) if name in columns}
+            shown.update({name: columns[name] for name in chosen.values()})
+            parts += [f"<h3>On {MATCH_KEYS[key]}</h3>",
+                      f"<p>Each algorithm at its point whose {MATCH_KEYS[key]} is nearest to "
+                      f"{target:.3f} nats per token.</p>",
+                      statistics_table(shown, keys, {}, statistic_info(domain, keys), spread)]
     parts.append("<h2>Samples</h2>")
     for name in model_order(samples):
         parts += [f"<h3>{html.escape(name)}</h3>", domain.samples_html(name, samples[name])]

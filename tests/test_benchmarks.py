@@ -186,8 +186,10 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
     # One algorithm of the evaluation, and its figures as files for the docs.
     dap = smoke("compare_algorithms", tmp_path / "dap.json", "--workdir",
                 str(tmp_path / "work"), "--read-only", "--algorithms", "dap",
-                "--images", str(tmp_path / "images"))
+                "--images", str(tmp_path / "images"), "--match-on", "kl_per_token")
     assert dap["matched"] == {"dap": result["matched"]["dap"]}
+    assert dap["match_on"] == "kl_per_token"
+    assert dap["target"] == result["matched"]["dap"]["mean"]["kl_per_token"]  # its one column
     assert {row["algorithm"] for row in dap["frontier"]} == {"data", "mle", "dap"}
     assert set(dap["runs"]) == {"dap@c=10.0,seed=0", "dap@c=10.0,seed=1"}
     assert set(dap["images"]) == {"frontier"}  # one c: no statistics-against-c figure

@@ -435,8 +435,35 @@ def test_the_matched_table_takes_each_algorithms_point_nearest_a_common_log_prio
     text = report.write_report(tmp_path, metrics, {}, {},
                                domains.get_domain("melody", MelodyRewardConfig())).read_text()
     section = text.split("At matched closeness to the prior")[1].split("<h2>")[0]
-    assert "-1.825 nats per token" in section
-    assert "<th>q@c=2</th><th>psi@c=0.5</th>" in section and "q@c=0.5" not in section
+    on_log_prior = section.split("<h3>On mean log p(a|s) under the prior</h3>")[1].split("<h3>")[0]
+    assert "-1.825 nats per token" in on_log_prior
+    assert "<th>q@c=2</th><th>psi@c=0.5</th>" in on_log_prior and "q@c=0.5" not in on_log_prior
+
+
+def test_the_matched_table_can_hold_the_kl_from_the_prior_fixed_instead(tmp_path):
+    metrics = seed_sweep_metrics()
+    # Over seeds, both algorithms' KL per token is 2.05 at c = 0.5 and 0.55 at c = 2.
+    assert report.matched_columns(metrics, 0.6, report.KL_KEY) == (
+        0.6, {"q": "q@c=2", "psi": "psi@c=2"})
+    # A policy that moves onto the prior's likeliest sequences: psi at c = 0.5 keeps its log p
+    # (-3.15) but its KL falls to 1.0. Matched at a KL of 0.9 it is psi's point, where matching
+    # at a log p of -1.7 keeps psi@c=2.
+    metrics["seed_groups"]["psi@c=0.5"]["mean"][report.KL_KEY] = 1.0
+    assert report.matched_columns(metrics, 0.9, report.KL_KEY)[1] == {"q": "q@c=2",
+                                                                     "psi": "psi@c=0.5"}
+    assert report.matched_columns(metrics, -1.7)[1] == {"q": "q@c=2", "psi": "psi@c=2"}
+    # By default the median of 2.05, 0.55, 1.0 and 0.55: 0.775 (q: 0.55 is nearest; psi: its
+    # 1.0 (0.225 away) against its 0.55 (0.225 away): a tie, so the earlier column).
+    target, chosen = report.matched_columns(metrics, key=report.KL_KEY)
+    assert target == pytest.approx(0.775) and chosen == {"q": "q@c=2", "psi": "psi@c=0.5"}
+    with pytest.raises(ValueError, match="cannot match on 'mean_task_reward'"):
+        report.matched_columns(metrics, key="mean_task_reward")
+    text = report.write_report(tmp_path, metrics, {}, {},
+                               domains.get_domain("melody", MelodyRewardConfig())).read_text()
+    on_kl = text.split("<h3>On KL(π ‖ p)</h3>")[1].split("<h")[0]
+    assert "nearest to 0.775 nats per token" in on_kl
+    on_kl_table = text.split("<h3>On KL(π ‖ p)</h3>")[1].split("<h2>")[0]
+    assert "<th>q@c=2</th><th>psi@c=0.5</th>" in on_kl_table
 
 
 def test_no_matched_table_without_a_sweep(tmp_path):
