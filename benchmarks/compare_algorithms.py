@@ -83,16 +83,18 @@ def sweep_overrides(args) -> list:
     return overrides
 
 
-def only_algorithms(metrics: dict, names) -> dict:
-    """``metrics`` restricted to the data, the MLE and the models of the algorithms ``names``
-    (models, their outcomes and their seed groups)."""
+def only_algorithms(metrics: dict, names, details_key: str) -> dict:
+    """``metrics`` restricted to the data, the MLE and the models of the algorithms ``names``:
+    their statistics, the domain's details (``details_key``), seed groups and missing models."""
     def kept(model: str) -> bool:
         return model in (report.DATA_COLUMN, report.MLE_MODEL) or sweep.algorithm_of(model) in names
 
     selected = dict(metrics)
-    for key in ("models", "outcomes", "seed_groups"):
+    for key in ("models", "seed_groups", details_key):
         if metrics.get(key):
             selected[key] = {name: value for name, value in metrics[key].items() if kept(name)}
+    if metrics.get("missing_models"):
+        selected["missing_models"] = [name for name in metrics["missing_models"] if kept(name)]
     return selected
 
 
@@ -178,11 +180,13 @@ def meets(value: float, better: str, bound: float) -> bool:
     return ranking_key(value, better) <= ranking_key(bound, better)
 
 
-def paper_target(metrics: dict, best: dict) -> dict:
+def paper_target(metrics: dict, best: dict, evaluated: dict | None = None) -> dict:
     """Per tuned column (a group over seeds: its mean), the paper rows it misses and whether
-    its mean log p(a|s) is above every RL-only column's."""
+    its mean log p(a|s) is above every RL-only column's: those of ``evaluated``, the whole
+    evaluation when ``metrics`` holds only some of its algorithms (default: ``metrics``)."""
     columns, _ = report.table_columns(metrics)
-    no_prior = [stats["mean_log_prior"] for name, stats in columns.items()
+    no_prior = [stats["mean_log_prior"]
+                for name, stats in report.table_columns(evaluated or metrics)[0].items()
                 if sweep.algorithm_of(name) == NO_PRIOR]
     rows = {}
     for name in report.model_order(columns):
@@ -293,9 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
             runner.run_pipeline(config, workdir)
         elif not layout.is_complete(evaluated):
             parser.error(f"--read-only: {evaluated} is not a finished evaluate artifact")
-        metrics = json.loads((evaluated / layout.METRICS_FILE).read_text())
-        if args.algorithms is not None:
-            metrics = only_algorithms(metrics, args.algorithms)
+        everything = json.loads((evaluated / layout.METRICS_FILE).read_text())
+        domain = plugins.domain_class(config.domain)  # its declarations, no scorer started
+        metrics = (everything if args.algorithms is None
+                   else only_algorithms(everything, args.algorithms, domain.details_key))
         runs = tune_runs(workdir, metrics)
         if not runs:
             parser.error(f"{evaluated} holds no tuned model: nothing to compare")
@@ -303,7 +308,6 @@ def main(argv: list[str] | None = None) -> dict:
         if match is None:
             parser.error(f"{evaluated}: no tuned model has {args.match_on} to match on")
         target, matched = match
-        domain = plugins.domain_class(config.domain)  # its declarations, no scorer started
         keys = [*domain.statistic_keys, report.KL_KEY]
         info = report.statistic_info(domain, keys)
         best = paper_best(domain, info)
@@ -312,7 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
         return common.report("compare_algorithms", {
             "config": args.config, "workdir": str(workdir), "match_on": args.match_on,
             "target": target,
-            "matched": matched, "paper_target": paper_target(metrics, best) if best else None,
+            "matched": matched, "paper_target": paper_target(metrics, best, everything) if best else None,
             "frontier": report.frontier_rows(metrics), "runs": runs,
             "reward_terms": (melody_reward_terms(evaluated, metrics)
                              if config.domain == "melody" else None),

@@ -4,8 +4,8 @@ embedded as a data URI, so it opens anywhere, offline, and can be mailed around)
 Sections: the statistics of every model beside the data row and the paper's table; the domain's
 details (melody: intervals per composition; molecule: outcomes); the tuning curves of every
 algorithm (the paper's Figure 2); the frontier of task reward against closeness to the prior;
-with a sweep over c, each statistic against c, the KL-regularised reward by c and a table at
-matched closeness to the prior; samples of each model as the domain draws them (melody: piano
+with a sweep over c, each statistic against c, the KL-regularised reward by c and tables at
+matched closeness to the prior (on mean log p and on KL per token); samples of each model as the domain draws them (melody: piano
 rolls with MIDI and WAV; molecule: a grid of RDKit drawings).
 
 The statistics table reads like the paper's: fractions as percentages, other values as plain
@@ -603,6 +603,8 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
                   "<p>Task reward and rules compared at one distance from the prior: each "
                   "algorithm at its point nearest to a common value (the median of the tuned "
                   "columns) of each measure of closeness.</p>"]
+        matched_keys = [*keys, KL_KEY]  # the KL matched on is a row of the tables
+        matched_info = {**statistic_info(domain, keys), KL_KEY: Statistic(MATCH_KEYS[KL_KEY])}
         for key, match in matched.items():
             if match is None:
                 continue
@@ -612,7 +614,7 @@ def write_report(output: Path, metrics: dict, samples: dict[str, np.ndarray],
             parts += [f"<h3>On {MATCH_KEYS[key]}</h3>",
                       f"<p>Each algorithm at its point whose {MATCH_KEYS[key]} is nearest to "
                       f"{target:.3f} nats per token.</p>",
-                      statistics_table(shown, keys, {}, statistic_info(domain, keys), spread)]
+                      statistics_table(shown, matched_keys, {}, matched_info, spread)]
     parts.append("<h2>Samples</h2>")
     for name in model_order(samples):
         parts += [f"<h3>{html.escape(name)}</h3>", domain.samples_html(name, samples[name])]

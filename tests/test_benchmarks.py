@@ -226,3 +226,10 @@ def test_the_paper_target_names_the_rows_a_column_misses():
     assert target["columns"]["g@c=1.0,seed=0"] == {"missed": {},
                                                    "log_prior_above_rl_only": False}
     assert target["meeting_all"] == ["q@c=1.0,seed=0"]
+    # Summing up some algorithms only (--algorithms q g): RL-only's columns stay the bar.
+    some = compare_algorithms.only_algorithms(metrics, ["q", "g"], "intervals_per_composition")
+    assert sorted(some["models"]) == ["g@c=1.0,seed=0", "mle", "q@c=1.0,seed=0"]
+    target = compare_algorithms.paper_target(some, best, metrics)
+    assert sorted(target["columns"]) == ["g@c=1.0,seed=0", "q@c=1.0,seed=0"]
+    assert target["meeting_all"] == ["q@c=1.0,seed=0"]
+    assert not compare_algorithms.paper_target(some, best)["meeting_all"]  # no bar without it

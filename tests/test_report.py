@@ -445,9 +445,8 @@ def test_the_matched_table_can_hold_the_kl_from_the_prior_fixed_instead(tmp_path
     # Over seeds, both algorithms' KL per token is 2.05 at c = 0.5 and 0.55 at c = 2.
     assert report.matched_columns(metrics, 0.6, report.KL_KEY) == (
         0.6, {"q": "q@c=2", "psi": "psi@c=2"})
-    # A policy that moves onto the prior's likeliest sequences: psi at c = 0.5 keeps its log p
-    # (-3.15) but its KL falls to 1.0. Matched at a KL of 0.9 it is psi's point, where matching
-    # at a log p of -1.7 keeps psi@c=2.
+    # The two measures can disagree: let psi at c = 0.5 stay far on log p (-3.15) but come near
+    # on KL (1.0). Matched at a KL of 0.9 psi is at c = 0.5; matched at a log p of -1.7, at c = 2.
     metrics["seed_groups"]["psi@c=0.5"]["mean"][report.KL_KEY] = 1.0
     assert report.matched_columns(metrics, 0.9, report.KL_KEY)[1] == {"q": "q@c=2",
                                                                      "psi": "psi@c=0.5"}
@@ -464,6 +463,7 @@ def test_the_matched_table_can_hold_the_kl_from_the_prior_fixed_instead(tmp_path
     assert "nearest to 0.775 nats per token" in on_kl
     on_kl_table = text.split("<h3>On KL(π ‖ p)</h3>")[1].split("<h2>")[0]
     assert "<th>q@c=2</th><th>psi@c=0.5</th>" in on_kl_table
+    assert "title='kl_per_token'>KL(π ‖ p)<" in on_kl_table  # what it matched on is a row
 
 
 def test_no_matched_table_without_a_sweep(tmp_path):
