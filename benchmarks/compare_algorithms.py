@@ -87,7 +87,8 @@ def only_algorithms(metrics: dict, names, details_key: str) -> dict:
     """``metrics`` restricted to the data, the MLE and the models of the algorithms ``names``:
     their statistics, the domain's details (``details_key``), seed groups and missing models."""
     def kept(model: str) -> bool:
-        return model in (report.DATA_COLUMN, report.MLE_MODEL) or sweep.algorithm_of(model) in names
+        return (model in (report.DATA_COLUMN, report.MLE_MODEL)
+                or sweep.algorithm_of(model) in names)
 
     selected = dict(metrics)
     for key in ("models", "seed_groups", details_key):
@@ -249,9 +250,10 @@ def objective_markdown(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_images(directory, metrics: dict, domain, keys) -> dict[str, str]:
+def write_images(directory, metrics: dict, domain) -> dict[str, str]:
     """The report's frontier and statistics-against-c figures as PNG files in ``directory``
     (the report embeds them as data URIs): {name: path} of those the sweep can draw."""
+    keys = domain.statistic_keys  # the report's own rows
     figures = {
         "frontier": report.frontier_png(report.frontier_rows(metrics)),
         "statistics_against_c": report.statistics_against_c_png(
@@ -311,12 +313,11 @@ def main(argv: list[str] | None = None) -> dict:
         keys = [*domain.statistic_keys, report.KL_KEY]
         info = report.statistic_info(domain, keys)
         best = paper_best(domain, info)
-        images = (write_images(args.images, metrics, domain, domain.statistic_keys)
-                  if args.images else None)
+        images = write_images(args.images, metrics, domain) if args.images else None
         return common.report("compare_algorithms", {
             "config": args.config, "workdir": str(workdir), "match_on": args.match_on,
-            "target": target,
-            "matched": matched, "paper_target": paper_target(metrics, best, everything) if best else None,
+            "target": target, "matched": matched,
+            "paper_target": paper_target(metrics, best, everything) if best else None,
             "frontier": report.frontier_rows(metrics), "runs": runs,
             "reward_terms": (melody_reward_terms(evaluated, metrics)
                              if config.domain == "melody" else None),
