@@ -11,6 +11,7 @@ artifacts this one would otherwise make again) without running anything.
     python -m benchmarks.compare_algorithms [--config melody_sweep] [--workdir W]
         [--c 0.1 0.25 0.5 1 2] [--seeds 0 1 2] [--algorithms q psi ...]
         [--match-on mean_log_prior|kl_per_token] [--target X] [--read-only] [--images DIR]
+        [--no-reward-terms]
 
 ``--c`` and ``--seeds`` replace the config's sweep; ``--algorithms`` (default: the config's
 ``tune.algorithms``) sets both the tuned and the evaluated models, and with ``--read-only``
@@ -26,7 +27,9 @@ paper table: the paper's best tuned value of each of its rows (the second best f
 SECOND_BEST_ROWS), and per tuned column the rows it misses, as mean over seeds, and whether its
 mean log p is above every RL-only column's); frontier (the rows of frontier.csv); runs (per
 tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean reward per
-composition of each term of r_T, per model and per seed group); markdown (the matched table as
+composition of each term of r_T, per model and per seed group; null with --no-reward-terms,
+which skips rerunning the rule detector over every model's samples, most of the time of a
+--read-only pass over a large sweep); markdown (the matched table as
 Markdown, for docs/figures.md); objective_markdown (the KL-regularised reward
 E[r_T] - c KL(pi || p) by setting and algorithm, mean ± sd over seeds: which algorithm gets
 nearest the common target at each c); images (with --images DIR: the report's frontier and
@@ -37,6 +40,7 @@ and DAP at c 10 with two seeds, 2,048 steps each).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import math
@@ -291,6 +295,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="also write the frontier and statistics-against-c figures as PNG "
                              "files in DIR")
+    parser.add_argument("--reward-terms", action=argparse.BooleanOptionalAction, default=True,
+                        help="melody: the mean reward of each term of r_T per model, from the "
+                             "samples (default: on)")
     args = common.parse_args(parser, argv, SMOKE)
     with common.setup(args, sweep_overrides(args), smoke_overrides=SMOKE_OVERRIDES) as (
             config, workdir):
@@ -320,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
             "paper_target": paper_target(metrics, best, everything) if best else None,
             "frontier": report.frontier_rows(metrics), "runs": runs,
             "reward_terms": (melody_reward_terms(evaluated, metrics)
-                             if config.domain == "melody" else None),
+                             if config.domain == "melody" and args.reward_terms else None),
             "markdown": markdown(matched, keys, info),
             "objective_markdown": objective_markdown(metrics), "images": images}, args)
 

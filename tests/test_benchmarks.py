@@ -182,12 +182,14 @@ def test_compare_algorithms_matches_every_algorithm_and_counts_its_cost(tmp_path
     again = smoke("compare_algorithms", tmp_path / "again.json", "--workdir",
                   str(tmp_path / "work"), "--read-only")
     assert again["matched"] == result["matched"] and again["runs"] == result["runs"]
-    assert again["images"] is None
+    assert again["images"] is None and again["reward_terms"] == terms
     # One algorithm of the evaluation, and its figures as files for the docs.
     dap = smoke("compare_algorithms", tmp_path / "dap.json", "--workdir",
                 str(tmp_path / "work"), "--read-only", "--algorithms", "dap",
-                "--images", str(tmp_path / "images"), "--match-on", "kl_per_token")
+                "--images", str(tmp_path / "images"), "--match-on", "kl_per_token",
+                "--no-reward-terms")
     assert dap["matched"] == {"dap": result["matched"]["dap"]}
+    assert dap["reward_terms"] is None  # the rule detector skipped, as asked
     assert dap["match_on"] == "kl_per_token"
     assert dap["target"] == result["matched"]["dap"]["mean"]["kl_per_token"]  # its one column
     assert {row["algorithm"] for row in dap["frontier"]} == {"data", "mle", "dap"}
