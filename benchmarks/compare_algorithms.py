@@ -29,13 +29,13 @@ mean log p is above every RL-only column's); frontier (the rows of frontier.csv)
 tune artifact: env_steps, train_steps, seconds); reward_terms (melody: the mean reward per
 composition of each term of r_T, per model and per seed group; null with --no-reward-terms,
 which skips rerunning the rule detector over every model's samples, most of the time of a
---read-only pass over a large sweep); markdown (the matched table as
-Markdown, for docs/figures.md); objective_markdown (the KL-regularised reward
-E[r_T] - c KL(pi || p) by setting and algorithm, mean ± sd over seeds: which algorithm gets
-nearest the common target at each c); images (with --images DIR: the report's frontier and
-statistics-against-c figures written as DIR/frontier.png and DIR/statistics_against_c.png, for
-docs/figures.md). Smoke (tests): ``--smoke`` (the melody smoke config, Q
-and DAP at c 10 with two seeds, 2,048 steps each).
+--read-only pass over a large sweep); markdown (the matched table as Markdown, for
+docs/figures.md); objective_markdown (the KL-regularised reward E[r_T] - c KL(pi || p) by
+setting and algorithm, mean ± sd over seeds: which algorithm gets nearest the common target at
+each c); images (with --images DIR: the report's frontier and statistics-against-c figures
+written as DIR/frontier.png and DIR/statistics_against_c.png, for docs/figures.md). Smoke
+(tests): ``--smoke`` (the melody smoke config, Q and DAP at c 10 with two seeds, 2,048 steps
+each).
 """
 
 from __future__ import annotations
